@@ -1,0 +1,282 @@
+//! Runs a [`Plan`]: observe under the container's lock, plan, and carry the steps out through
+//! the liblxc wrapper. A container created by a run that then fails before it ever booted is
+//! destroyed again, so a failed create leaves nothing half-made.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config_file::{self, ConfigFile};
+use crate::error::Error;
+use crate::facts::{CommandResult, Diff, Facts, Outcome};
+use crate::liblxc::{self, BdevSpecs, Container, CreateArgs};
+use crate::lock::ContainerLock;
+use crate::plan::{plan, Current, Observed, Plan, Step};
+use crate::spec::ContainerSpec;
+use crate::store::{Store, StoreOption};
+
+/// How to run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Plan only; change nothing on the host.
+    pub check: bool,
+    /// Report state and config before and after.
+    pub diff: bool,
+}
+
+/// Where liblxc's templates live.
+pub const TEMPLATE_DIR: &str = "/usr/share/lxc/templates";
+
+/// Default size of loop and lvm filesystems, as the module's `fs_size` default.
+pub const DEFAULT_FS_SIZE: u64 = 5 << 30;
+
+fn open(name: &str, lxc_path: &Path) -> Result<Container, Error> {
+    Ok(Container::new(name, lxc_path)?)
+}
+
+/// Reads what is on the host for container `name`.
+pub fn observe(name: &str, lxc_path: &Path) -> Result<Observed, Error> {
+    let c = open(name, lxc_path)?;
+    observe_container(&c)
+}
+
+fn observe_container(c: &Container) -> Result<Observed, Error> {
+    if !c.is_defined() {
+        return Ok(Observed::absent());
+    }
+    let path = c.config_file_name();
+    let config = ConfigFile::read(&path).map_err(|source| Error::Io {
+        container: c.name().to_string(),
+        what: "read config",
+        path,
+        source,
+    })?;
+    let store = c.get_config_item("lxc.rootfs.path")?.map(|r| Store::from_rootfs(&r));
+    Ok(Observed {
+        state: Current::from_lxc(c.state()),
+        config,
+        store,
+    })
+}
+
+fn facts_of(c: &Container) -> Facts {
+    let state = if c.is_defined() {
+        Current::from_lxc(c.state())
+    } else {
+        Current::Absent
+    };
+    let running = matches!(state, Current::Running | Current::Frozen);
+    Facts {
+        name: c.name().to_string(),
+        state,
+        init_pid: c.init_pid().map_or(-1, i64::from),
+        interfaces: if running { c.interfaces() } else { Vec::new() },
+        ips: if running { c.ips() } else { Vec::new() },
+    }
+}
+
+/// The facts of container `name` in `lxc_path` (state `absent` when it does not exist).
+pub fn facts(name: &str, lxc_path: &Path) -> Result<Facts, Error> {
+    Ok(facts_of(&open(name, lxc_path)?))
+}
+
+/// The facts of every container defined in `lxc_path`, sorted by name.
+pub fn list(lxc_path: &Path) -> Result<Vec<Facts>, Error> {
+    liblxc::list_defined(lxc_path)?
+        .iter()
+        .map(|name| facts(name, lxc_path))
+        .collect()
+}
+
+/// Makes the container be what `spec` declares and reports what changed.
+///
+/// In check mode only the plan is made. Otherwise a no-op is found without taking the lock;
+/// anything else is re-observed and re-planned under it, then executed.
+pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> {
+    let log_mark = liblxc::log_mark();
+    let first = plan(spec, &observe(&spec.name, &spec.lxc_path)?);
+    if options.check || !first.changed() {
+        return Ok(outcome(spec, first, None, options, facts(&spec.name, &spec.lxc_path)?));
+    }
+    let _lock = ContainerLock::acquire(&spec.lxc_path, &spec.name).map_err(|source| Error::Io {
+        container: spec.name.clone(),
+        what: "lock",
+        path: spec.lxc_path.join(crate::lock::LOCK_DIR),
+        source,
+    })?;
+    let c = open(&spec.name, &spec.lxc_path)?;
+    let plan = plan(spec, &observe_container(&c)?);
+    let result = run_steps(spec, &plan, &c);
+    if spec.container_log.is_some() {
+        write_container_log(&spec.name, log_mark);
+    }
+    let command = result?;
+    let facts = facts_of(&c);
+    if let Some(result) = command.as_ref().filter(|r| r.rc != 0) {
+        return Err(Error::Command {
+            container: spec.name.clone(),
+            result: result.clone(),
+        });
+    }
+    Ok(outcome(spec, plan, command, options, facts))
+}
+
+fn outcome(spec: &ContainerSpec, plan: Plan, command: Option<CommandResult>, options: Options, facts: Facts) -> Outcome {
+    let mut warnings = spec.warnings.clone();
+    warnings.extend(plan.warnings);
+    Outcome {
+        changed: !plan.steps.is_empty(),
+        diff: options.diff.then(|| Diff {
+            before: plan.before,
+            after: plan.after,
+        }),
+        steps: plan.steps,
+        facts,
+        command,
+        warnings,
+    }
+}
+
+/// Destroys a container this run created, unless disarmed once it is complete.
+struct CreatedGuard<'a> {
+    container: Option<&'a Container>,
+    dir: PathBuf,
+}
+
+impl CreatedGuard<'_> {
+    fn disarm(&mut self) {
+        self.container = None;
+    }
+}
+
+impl Drop for CreatedGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            if c.is_defined() {
+                let _ = c.stop();
+                let _ = c.destroy();
+            }
+            if self.dir.exists() {
+                let _ = fs::remove_dir_all(&self.dir);
+            }
+        }
+    }
+}
+
+/// Runs the steps; returns the command's result, if one ran. A failed command does not stop
+/// the remaining state transitions (the container still reaches its declared state); the
+/// caller reports the failure.
+fn run_steps(spec: &ContainerSpec, plan: &Plan, c: &Container) -> Result<Option<CommandResult>, Error> {
+    let mut guard = CreatedGuard {
+        container: None,
+        dir: spec.lxc_path.join(&spec.name),
+    };
+    let mut command = None;
+    for step in &plan.steps {
+        match step {
+            Step::Create => {
+                create(spec, c)?;
+                guard.container = Some(c);
+            }
+            Step::WriteConfig(edits) => {
+                let path = c.config_file_name();
+                let io = |what, source| Error::Io {
+                    container: spec.name.clone(),
+                    what,
+                    path: path.clone(),
+                    source,
+                };
+                let mut file = ConfigFile::read(&path).map_err(|e| io("read config", e))?;
+                file.apply(edits);
+                config_file::write_atomic(&path, file.render().as_bytes()).map_err(|e| io("write config", e))?;
+                c.load_config()?;
+            }
+            Step::Start => {
+                guard.disarm();
+                c.start()?;
+            }
+            Step::Stop => c.stop()?,
+            Step::Freeze => c.freeze()?,
+            Step::Unfreeze => c.unfreeze()?,
+            Step::Destroy => c.destroy()?,
+            Step::RunCommand => {
+                let script = spec.container_command.as_deref().unwrap_or_default();
+                let r = c.attach_run("/bin/sh", &["-c", script])?;
+                command = Some(CommandResult {
+                    rc: r.rc,
+                    stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+                });
+            }
+        }
+    }
+    guard.disarm();
+    Ok(command)
+}
+
+/// Checks what create needs from the host, then creates.
+fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
+    let template_path = if spec.template.contains('/') {
+        PathBuf::from(&spec.template)
+    } else {
+        Path::new(TEMPLATE_DIR).join(format!("lxc-{}", spec.template))
+    };
+    if !template_path.is_file() {
+        return Err(Error::Template {
+            container: spec.name.clone(),
+            template: spec.template.clone(),
+            looked: template_path,
+        });
+    }
+    let storage = &spec.storage;
+    let info = storage.store.info();
+    (info.host_check)(&spec.lxc_path).map_err(|reason| Error::Store {
+        container: spec.name.clone(),
+        store: storage.store,
+        reason,
+    })?;
+    if let Some(config) = &spec.config {
+        c.load_config_file(config)?;
+    }
+    let applies = |o: StoreOption| info.options.contains(&o);
+    let specs = BdevSpecs {
+        fstype: applies(StoreOption::FsType).then(|| storage.fs_type.clone().unwrap_or_else(|| "ext4".into())),
+        fssize: if applies(StoreOption::FsSize) {
+            storage.fs_size.unwrap_or(DEFAULT_FS_SIZE)
+        } else {
+            0
+        },
+        dir: storage.directory.clone(),
+        zfs_root: storage.zfs_root.clone(),
+        lvm_vg: applies(StoreOption::VgName).then(|| storage.vg_name.clone().unwrap_or_else(|| "lxc".into())),
+        lvm_lv: applies(StoreOption::LvName).then(|| storage.lv_name.clone().unwrap_or_else(|| spec.name.clone())),
+        lvm_thinpool: storage.thinpool.clone(),
+    };
+    let dir = spec.lxc_path.join(&spec.name);
+    let existed = dir.exists();
+    let result = c.create(&CreateArgs {
+        template: template_path.to_str().unwrap_or(&spec.template),
+        bdevtype: info.lxc_name,
+        specs,
+        template_args: &spec.template_options,
+    });
+    if result.is_err() && !existed && !c.is_defined() && dir.exists() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    Ok(result?)
+}
+
+/// Appends liblxc's log of this run to /var/log/lxc/lxc-NAME.log, as the module's
+/// `container_log` does (best effort: a log that cannot be written fails nothing).
+fn write_container_log(name: &str, mark: liblxc::LogMark) {
+    let dir = Path::new("/var/log/lxc");
+    let lines = mark.lines();
+    if lines.is_empty() || fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("lxc-{name}.log"))) {
+        for line in lines {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! liblxc's own log, captured in memory.
+//!
+//! liblxc's `error_string` is almost always empty; the reason for a failure is in its log. The
+//! log is process-global, so lxcform points it once at an anonymous memory file and, after a
+//! failed call, quotes the ERROR lines written since the call began.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::{Mutex, OnceLock};
+
+use super::Level;
+
+struct Capture {
+    file: File,
+}
+
+static CAPTURE: OnceLock<Option<Mutex<Capture>>> = OnceLock::new();
+static LEVEL: OnceLock<Level> = OnceLock::new();
+
+/// Chooses the level liblxc logs at. Only the first call before the log opens has an effect.
+pub fn set_level(level: Level) {
+    let _ = LEVEL.set(level);
+}
+
+fn capture() -> Option<&'static Mutex<Capture>> {
+    CAPTURE.get_or_init(open).as_ref()
+}
+
+fn open() -> Option<Mutex<Capture>> {
+    let name = c"lxcform-liblxc-log";
+    // SAFETY: `name` is a valid NUL-terminated string; memfd_create has no other preconditions.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let path = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
+    let level = CString::new(LEVEL.get().copied().unwrap_or(Level::Error).as_str()).ok()?;
+    let prefix = c"lxcform";
+    let mut log = lxc_sys::lxc_log {
+        name: std::ptr::null(),
+        lxcpath: std::ptr::null(),
+        file: path.as_ptr(),
+        level: level.as_ptr(),
+        prefix: prefix.as_ptr(),
+        quiet: true,
+    };
+    // SAFETY: every pointer in `log` points to a NUL-terminated string that outlives the call;
+    // liblxc copies what it keeps.
+    let rc = unsafe { lxc_sys::lxc_log_init(&mut log) };
+    if rc != 0 {
+        return None;
+    }
+    Some(Mutex::new(Capture { file }))
+}
+
+/// A position in the log; [`Mark::errors`] returns the ERROR lines written after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark(u64);
+
+/// Opens the log if needed and returns the current end of it.
+pub fn mark() -> Mark {
+    let Some(capture) = capture() else {
+        return Mark(0);
+    };
+    let guard = capture.lock().unwrap_or_else(|e| e.into_inner());
+    Mark(guard.file.metadata().map(|m| m.len()).unwrap_or(0))
+}
+
+impl Mark {
+    /// The ERROR lines liblxc logged since this mark, without their timestamp prefix.
+    pub fn errors(self) -> Vec<String> {
+        self.lines()
+            .into_iter()
+            .filter_map(|line| {
+                let at = line.find(" ERROR ")?;
+                Some(line[at + 7..].trim().to_string())
+            })
+            .collect()
+    }
+
+    /// Every line liblxc logged since this mark.
+    pub fn lines(self) -> Vec<String> {
+        let Some(capture) = capture() else {
+            return Vec::new();
+        };
+        let mut guard = capture.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf = Vec::new();
+        if guard.file.seek(SeekFrom::Start(self.0)).is_err()
+            || guard.file.read_to_end(&mut buf).is_err()
+        {
+            return Vec::new();
+        }
+        String::from_utf8_lossy(&buf)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}

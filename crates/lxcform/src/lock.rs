@@ -1,0 +1,74 @@
+//! One lock per container, so that two runs on the same container take turns.
+//!
+//! The lock is an `flock` on `<lxc_path>/.lxcform-locks/<name>.lock`: it lives with the
+//! containers it guards (two hosts sharing an lxc_path share it too), and the kernel drops it
+//! when the process dies, so a killed run never leaves a stale lock.
+
+use std::fs::{self, File};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Name of the directory under the lxc_path that holds the lock files.
+pub const LOCK_DIR: &str = ".lxcform-locks";
+
+/// A held lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct ContainerLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl ContainerLock {
+    /// Waits until the lock on `name` in `lxc_path` is free and takes it.
+    pub fn acquire(lxc_path: &Path, name: &str) -> std::io::Result<ContainerLock> {
+        let dir = lxc_path.join(LOCK_DIR);
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.lock"));
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        loop {
+            // SAFETY: `file` is an open descriptor for the duration of the call.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        Ok(ContainerLock { _file: file, path })
+    }
+
+    /// Takes the locks of several containers in name order, so two runs never deadlock.
+    pub fn acquire_all(lxc_path: &Path, names: &[&str]) -> std::io::Result<Vec<ContainerLock>> {
+        let mut sorted: Vec<&str> = names.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.into_iter().map(|n| ContainerLock::acquire(lxc_path, n)).collect()
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_waits_for_the_first() {
+        let dir = std::env::temp_dir().join(format!("lxcform-locktest-{}", std::process::id()));
+        let first = ContainerLock::acquire(&dir, "c1").unwrap();
+        let other = File::open(first.path()).unwrap();
+        // SAFETY: `other` is an open descriptor.
+        let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(rc, -1, "the lock is held");
+        drop(first);
+        // SAFETY: as above.
+        let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(rc, 0, "released on drop");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,416 @@
+//! The pure planner: what is on the host ([`Observed`]) and what is wanted
+//! ([`ContainerSpec`]) give the ordered [`Step`]s that make one into the other. Check mode stops
+//! here; `changed` is whether there is any step.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config_file::{ConfigEdit, ConfigFile};
+use crate::liblxc::State;
+use crate::spec::{ContainerSpec, DesiredState};
+use crate::store::Store;
+
+/// A container's state as far as planning goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Current {
+    /// Not defined.
+    Absent,
+    /// Defined, not running.
+    Stopped,
+    /// Running.
+    Running,
+    /// Running and frozen.
+    Frozen,
+}
+
+impl Current {
+    /// Folds liblxc's transitional states into the stable one they lead to.
+    pub fn from_lxc(state: State) -> Current {
+        match state {
+            State::Stopped | State::Stopping | State::Aborting => Current::Stopped,
+            State::Starting | State::Running | State::Thawed => Current::Running,
+            State::Freezing | State::Frozen => Current::Frozen,
+        }
+    }
+
+    /// The lower-case name the module reports (`running`, `stopped`, `frozen`, `absent`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Current::Absent => "absent",
+            Current::Stopped => "stopped",
+            Current::Running => "running",
+            Current::Frozen => "frozen",
+        }
+    }
+}
+
+impl fmt::Display for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is on the host, read under the container's lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// The container's state.
+    pub state: Current,
+    /// Its config file (empty when absent).
+    pub config: ConfigFile,
+    /// The store its rootfs is on (when it exists).
+    pub store: Option<Store>,
+}
+
+impl Observed {
+    /// A container that does not exist.
+    pub fn absent() -> Observed {
+        Observed {
+            state: Current::Absent,
+            config: ConfigFile::default(),
+            store: None,
+        }
+    }
+}
+
+/// One change to make, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Create the container from its template on its backing store.
+    Create,
+    /// Edit the config file.
+    WriteConfig(Vec<ConfigEdit>),
+    /// Boot it.
+    Start,
+    /// Stop it.
+    Stop,
+    /// Freeze it.
+    Freeze,
+    /// Thaw it.
+    Unfreeze,
+    /// Run `container_command` in it.
+    RunCommand,
+    /// Destroy it with its storage.
+    Destroy,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Create => f.write_str("create"),
+            Step::WriteConfig(edits) => {
+                write!(f, "write config ({} change{})", edits.len(), if edits.len() == 1 { "" } else { "s" })
+            }
+            Step::Start => f.write_str("start"),
+            Step::Stop => f.write_str("stop"),
+            Step::Freeze => f.write_str("freeze"),
+            Step::Unfreeze => f.write_str("unfreeze"),
+            Step::RunCommand => f.write_str("run command"),
+            Step::Destroy => f.write_str("destroy"),
+        }
+    }
+}
+
+/// State and config lines before or after a run, for diff mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// `running`, `stopped`, `frozen` or `absent`.
+    pub state: Current,
+    /// The config entries as `key = value` lines.
+    pub config: String,
+}
+
+impl Snapshot {
+    /// The snapshot as text, as Ansible's diff callback shows it.
+    pub fn render(&self) -> String {
+        format!("state = {}\n{}", self.state, self.config)
+    }
+}
+
+/// The ordered steps that make the host match a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// What to do, in order.
+    pub steps: Vec<Step>,
+    /// State and config now.
+    pub before: Snapshot,
+    /// State and config once the steps ran.
+    pub after: Snapshot,
+    /// Things worth telling the user that change nothing.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Whether running the plan changes anything.
+    pub fn changed(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// The config edits the plan makes (empty when none).
+    pub fn config_edits(&self) -> &[ConfigEdit] {
+        self.steps
+            .iter()
+            .find_map(|s| match s {
+                Step::WriteConfig(e) => Some(e.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+}
+
+/// Plans the steps from `observed` to `spec`. Pure: reads nothing, changes nothing.
+pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
+    let mut steps = Vec::new();
+    let mut warnings = Vec::new();
+    let mut cur = observed.state;
+    let mut config = observed.config.clone();
+
+    if spec.state == DesiredState::Absent {
+        if cur != Current::Absent {
+            if cur != Current::Stopped {
+                steps.push(Step::Stop);
+            }
+            steps.push(Step::Destroy);
+        }
+        if !spec.container_config.is_empty() {
+            warnings.push("container_config is ignored with state absent".to_string());
+        }
+        return finish(steps, observed, Current::Absent, ConfigFile::default(), warnings);
+    }
+
+    // A container this run boots needs no restart to be "restarted".
+    let mut booted = false;
+    if cur == Current::Absent {
+        steps.push(Step::Create);
+        cur = Current::Stopped;
+    } else if let Some(have) = observed.store {
+        if have != spec.storage.store {
+            warnings.push(format!(
+                "{} exists on backing store {have}; backing_store {} applies only when creating",
+                spec.name, spec.storage.store
+            ));
+        }
+    }
+
+    // Config is written while the container is stopped, before it boots with it.
+    let edits = config.edits_for(&spec.container_config);
+    if !edits.is_empty() {
+        if cur != Current::Stopped {
+            steps.push(Step::Stop);
+        }
+        config.apply(&edits);
+        steps.push(Step::WriteConfig(edits));
+        // Whatever needs it running again boots it below, with the new config.
+        cur = Current::Stopped;
+    }
+
+    if spec.container_command.is_some() {
+        match cur {
+            Current::Stopped => {
+                steps.push(Step::Start);
+                booted = true;
+            }
+            Current::Frozen => steps.push(Step::Unfreeze),
+            Current::Running | Current::Absent => {}
+        }
+        cur = Current::Running;
+        steps.push(Step::RunCommand);
+    }
+
+    let target = match spec.state {
+        DesiredState::Stopped => Current::Stopped,
+        DesiredState::Frozen => Current::Frozen,
+        // Clone leaves the origin as it was (one it creates is left stopped).
+        DesiredState::Clone => match observed.state {
+            Current::Absent => Current::Stopped,
+            was => was,
+        },
+        _ => Current::Running,
+    };
+    if spec.state == DesiredState::Restarted && cur != Current::Stopped && !booted {
+        steps.push(Step::Stop);
+        cur = Current::Stopped;
+    }
+    match (cur, target) {
+        (a, b) if a == b => {}
+        (Current::Stopped, Current::Running) => steps.push(Step::Start),
+        (Current::Stopped, Current::Frozen) => steps.extend([Step::Start, Step::Freeze]),
+        (Current::Running, Current::Frozen) => steps.push(Step::Freeze),
+        (Current::Frozen, Current::Running) => steps.push(Step::Unfreeze),
+        (_, Current::Stopped) => steps.push(Step::Stop),
+        (a, b) => unreachable!("no transition from {a} to {b}"),
+    }
+    finish(steps, observed, target, config, warnings)
+}
+
+fn finish(steps: Vec<Step>, observed: &Observed, state: Current, config: ConfigFile, warnings: Vec<String>) -> Plan {
+    Plan {
+        steps,
+        before: Snapshot {
+            state: observed.state,
+            config: observed.config.entries_text(),
+        },
+        after: Snapshot {
+            state,
+            config: config.entries_text(),
+        },
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config_file::ConfigLine;
+    use crate::spec::SpecArgs;
+    use Step::*;
+
+    fn spec(state: &str) -> ContainerSpec {
+        SpecArgs {
+            name: Some("c1".into()),
+            lxc_path: Some("/tmp/plan-test".into()),
+            state: Some(state.into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn observed(state: Current) -> Observed {
+        let config = if state == Current::Absent { "" } else { "lxc.uts.name = c1\nlxc.tty.max = 4\n" };
+        Observed {
+            state,
+            config: ConfigFile::parse(config),
+            store: (state != Current::Absent).then_some(Store::Dir),
+        }
+    }
+
+    const CURRENT: [Current; 4] = [Current::Absent, Current::Stopped, Current::Running, Current::Frozen];
+
+    /// Every (current × desired) pair, without config or command.
+    #[test]
+    fn every_transition() {
+        use Current::*;
+        let table: [(&str, [&[Step]; 4]); 5] = [
+            ("started", [&[Create, Start], &[Start], &[], &[Unfreeze]]),
+            ("stopped", [&[Create], &[], &[Stop], &[Stop]]),
+            ("restarted", [&[Create, Start], &[Start], &[Stop, Start], &[Stop, Start]]),
+            ("frozen", [&[Create, Start, Freeze], &[Start, Freeze], &[Freeze], &[]]),
+            ("absent", [&[], &[Destroy], &[Stop, Destroy], &[Stop, Destroy]]),
+        ];
+        for (state, expected) in table {
+            for (cur, want) in CURRENT.iter().zip(expected) {
+                let p = plan(&spec(state), &observed(*cur));
+                assert_eq!(p.steps, want, "{cur} -> {state}");
+                assert_eq!(p.changed(), !want.is_empty());
+                let after = match state {
+                    "started" | "restarted" => Running,
+                    "stopped" => Stopped,
+                    "frozen" => Frozen,
+                    _ => Absent,
+                };
+                assert_eq!(p.after.state, after, "{cur} -> {state}");
+                assert_eq!(p.before.state, *cur);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reached_state_plans_nothing() {
+        for (state, cur) in [("started", Current::Running), ("stopped", Current::Stopped), ("frozen", Current::Frozen)] {
+            assert!(!plan(&spec(state), &observed(cur)).changed());
+        }
+        assert!(!plan(&spec("absent"), &observed(Current::Absent)).changed());
+    }
+
+    fn with_config(state: &str, lines: &[&str]) -> ContainerSpec {
+        let mut s = spec(state);
+        s.container_config = lines
+            .iter()
+            .map(|l| {
+                let (k, v) = l.split_once('=').unwrap();
+                ConfigLine {
+                    key: k.into(),
+                    value: v.into(),
+                }
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn config_is_written_after_create_before_the_first_start() {
+        let p = plan(&with_config("started", &["lxc.tty.max=1"]), &observed(Current::Absent));
+        assert!(matches!(p.steps.as_slice(), [Create, WriteConfig(_), Start]));
+        assert!(p.after.config.contains("lxc.tty.max = 1"));
+    }
+
+    #[test]
+    fn a_running_container_restarts_only_when_its_config_changes() {
+        let p = plan(&with_config("started", &["lxc.tty.max=1"]), &observed(Current::Running));
+        assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(e), Start] if e.len() == 1));
+        let p = plan(&with_config("started", &["lxc.tty.max=4"]), &observed(Current::Running));
+        assert!(p.steps.is_empty());
+    }
+
+    #[test]
+    fn config_change_of_a_frozen_container_keeps_it_frozen() {
+        let p = plan(&with_config("frozen", &["lxc.tty.max=1"]), &observed(Current::Frozen));
+        assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_), Start, Freeze]));
+        let p = plan(&with_config("started", &["lxc.tty.max=1"]), &observed(Current::Frozen));
+        assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_), Start]));
+    }
+
+    #[test]
+    fn config_of_a_stopped_container_does_not_start_it() {
+        let p = plan(&with_config("stopped", &["lxc.tty.max=1"]), &observed(Current::Running));
+        assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_)]));
+    }
+
+    #[test]
+    fn restart_after_a_config_change_is_not_done_twice() {
+        let p = plan(&with_config("restarted", &["lxc.tty.max=1"]), &observed(Current::Running));
+        assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_), Start]));
+    }
+
+    fn with_command(state: &str) -> ContainerSpec {
+        let mut s = spec(state);
+        s.container_command = Some("echo hi".into());
+        s
+    }
+
+    #[test]
+    fn commands_run_in_a_running_container_then_the_state_is_reached() {
+        use Current::*;
+        let cases: [(&str, Current, &[Step]); 8] = [
+            ("started", Absent, &[Create, Start, RunCommand]),
+            ("started", Running, &[RunCommand]),
+            ("stopped", Stopped, &[Start, RunCommand, Stop]),
+            ("stopped", Absent, &[Create, Start, RunCommand, Stop]),
+            ("frozen", Frozen, &[Unfreeze, RunCommand, Freeze]),
+            ("frozen", Stopped, &[Start, RunCommand, Freeze]),
+            ("restarted", Running, &[RunCommand, Stop, Start]),
+            ("restarted", Stopped, &[Start, RunCommand]),
+        ];
+        for (state, cur, want) in cases {
+            assert_eq!(plan(&with_command(state), &observed(cur)).steps, want, "{cur} -> {state}");
+        }
+    }
+
+    #[test]
+    fn a_store_mismatch_is_a_warning_not_a_change() {
+        let mut o = observed(Current::Running);
+        o.store = Some(Store::Overlay);
+        let p = plan(&spec("started"), &o);
+        assert!(p.steps.is_empty());
+        assert_eq!(p.warnings.len(), 1);
+    }
+
+    #[test]
+    fn diff_snapshots_show_state_and_config() {
+        let p = plan(&with_config("stopped", &["lxc.tty.max=1"]), &observed(Current::Running));
+        assert_eq!(p.before.render(), "state = running\nlxc.uts.name = c1\nlxc.tty.max = 4\n");
+        assert_eq!(p.after.render(), "state = stopped\nlxc.uts.name = c1\nlxc.tty.max = 1\n");
+    }
+}

@@ -1,0 +1,213 @@
+//! Backing stores: one file per store, each describing itself as data ([`StoreInfo`]) so that
+//! callers never branch on a store's name.
+
+mod btrfs;
+mod dir;
+mod lvm;
+mod overlay;
+mod r#loop;
+mod zfs;
+
+use std::fmt;
+use std::path::Path;
+
+/// A backing store for a container's root filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Store {
+    /// A plain directory.
+    Dir,
+    /// An overlay of an upper directory over a lower one (`overlayfs` is accepted too).
+    Overlay,
+    /// A btrfs subvolume (the lxc_path must be on btrfs).
+    Btrfs,
+    /// A filesystem image file mounted through a loop device.
+    Loop,
+    /// An LVM logical volume.
+    Lvm,
+    /// A ZFS dataset.
+    Zfs,
+}
+
+/// The `backing_store` values accepted, in the module's order plus `overlay`.
+pub const CHOICES: [&str; 7] = ["dir", "lvm", "loop", "btrfs", "overlayfs", "overlay", "zfs"];
+
+/// Store-specific options of the module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOption {
+    /// `lv_name`.
+    LvName,
+    /// `vg_name`.
+    VgName,
+    /// `thinpool`.
+    Thinpool,
+    /// `fs_type`.
+    FsType,
+    /// `fs_size`.
+    FsSize,
+    /// `directory`.
+    Directory,
+    /// `zfs_root`.
+    ZfsRoot,
+}
+
+impl StoreOption {
+    /// The option's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreOption::LvName => "lv_name",
+            StoreOption::VgName => "vg_name",
+            StoreOption::Thinpool => "thinpool",
+            StoreOption::FsType => "fs_type",
+            StoreOption::FsSize => "fs_size",
+            StoreOption::Directory => "directory",
+            StoreOption::ZfsRoot => "zfs_root",
+        }
+    }
+}
+
+/// What a store is and can do.
+#[derive(Debug)]
+pub struct StoreInfo {
+    /// The store.
+    pub store: Store,
+    /// The name liblxc knows it by (`bdevtype`, and the `lxc.rootfs.path` prefix).
+    pub lxc_name: &'static str,
+    /// The store-specific options that apply to it.
+    pub options: &'static [StoreOption],
+    /// Whether a copy-on-write snapshot clone can be made from it.
+    pub can_snapshot: bool,
+    /// Whether the rootfs lives on a block device (loop, lvm) rather than a directory tree.
+    pub block_backed: bool,
+    /// Checks that this host can hold the store in `lxc_path`; the error says why not.
+    pub host_check: fn(lxc_path: &Path) -> Result<(), String>,
+}
+
+const TABLE: [&StoreInfo; 6] = [&dir::INFO, &overlay::INFO, &btrfs::INFO, &r#loop::INFO, &lvm::INFO, &zfs::INFO];
+
+impl Store {
+    /// Parses a `backing_store` value.
+    pub fn parse(s: &str) -> Option<Store> {
+        Some(match s {
+            "dir" => Store::Dir,
+            "overlay" | "overlayfs" => Store::Overlay,
+            "btrfs" => Store::Btrfs,
+            "loop" => Store::Loop,
+            "lvm" => Store::Lvm,
+            "zfs" => Store::Zfs,
+            _ => return None,
+        })
+    }
+
+    /// The store that an `lxc.rootfs.path` value belongs to (`overlay:/a:/b` → overlay;
+    /// a bare path → dir).
+    pub fn from_rootfs(rootfs: &str) -> Store {
+        match rootfs.split_once(':') {
+            Some((prefix, _)) => Store::parse(prefix).unwrap_or(if rootfs.starts_with("/dev/") { Store::Lvm } else { Store::Dir }),
+            None if rootfs.starts_with("/dev/") => Store::Lvm,
+            None => Store::Dir,
+        }
+    }
+
+    /// The store's description.
+    pub fn info(self) -> &'static StoreInfo {
+        TABLE.iter().find(|i| i.store == self).expect("every store is in the table")
+    }
+
+    /// The option value naming the store.
+    pub fn as_str(self) -> &'static str {
+        self.info().lxc_name
+    }
+}
+
+impl fmt::Display for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// "lvm, loop" — the stores an option applies to, for error messages.
+pub fn stores_with(option: &str) -> String {
+    let names: Vec<&str> = TABLE
+        .iter()
+        .filter(|i| i.options.iter().any(|o| o.as_str() == option))
+        .map(|i| i.lxc_name)
+        .collect();
+    format!("{option}: {}", names.join(", "))
+}
+
+/// Whether the filesystem holding `path` (or its nearest existing parent) has this magic.
+fn fs_magic_is(path: &Path, magic: i64) -> bool {
+    let mut p = path;
+    loop {
+        if p.exists() {
+            break;
+        }
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => return false,
+        }
+    }
+    nix_statfs(p).is_some_and(|m| m == magic)
+}
+
+fn nix_statfs(path: &Path) -> Option<i64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c` is NUL-terminated; `buf` is large enough for a statfs and only read on success.
+    let rc = unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statfs returned 0, so it filled `buf`.
+    Some(unsafe { buf.assume_init() }.f_type as i64)
+}
+
+/// Whether `name` is among the kernel's filesystems (/proc/filesystems).
+fn kernel_has_fs(name: &str) -> bool {
+    std::fs::read_to_string("/proc/filesystems")
+        .map(|s| s.lines().any(|l| l.split_whitespace().last() == Some(name)))
+        .unwrap_or(false)
+}
+
+/// Whether an executable named `name` is on PATH.
+fn have_program(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootfs_prefixes_name_their_store() {
+        assert_eq!(Store::from_rootfs("/var/lib/lxc/a/rootfs"), Store::Dir);
+        assert_eq!(Store::from_rootfs("dir:/var/lib/lxc/a/rootfs"), Store::Dir);
+        assert_eq!(Store::from_rootfs("overlay:/a/rootfs:/b/delta0"), Store::Overlay);
+        assert_eq!(Store::from_rootfs("overlayfs:/a/rootfs:/b/delta0"), Store::Overlay);
+        assert_eq!(Store::from_rootfs("btrfs:/a/rootfs"), Store::Btrfs);
+        assert_eq!(Store::from_rootfs("loop:/a/rootdev"), Store::Loop);
+        assert_eq!(Store::from_rootfs("lvm:/dev/lxc/a"), Store::Lvm);
+        assert_eq!(Store::from_rootfs("/dev/lxc/a"), Store::Lvm);
+        assert_eq!(Store::from_rootfs("zfs:lxc/a"), Store::Zfs);
+    }
+
+    #[test]
+    fn every_choice_parses_and_names_round_trip() {
+        for c in CHOICES {
+            let s = Store::parse(c).unwrap();
+            assert_eq!(Store::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn capabilities_are_data() {
+        assert!(Store::Overlay.info().can_snapshot);
+        assert!(Store::Btrfs.info().can_snapshot);
+        assert!(!Store::Loop.info().can_snapshot);
+        assert!(Store::Loop.info().block_backed && Store::Lvm.info().block_backed);
+        assert!(!Store::Dir.info().block_backed);
+    }
+}

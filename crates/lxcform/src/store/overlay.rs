@@ -1,0 +1,33 @@
+//! The overlay store: an upper directory (`delta0`) over a lower one, as liblxc's
+//! `overlay:LOWER:UPPER` rootfs.
+
+use std::path::Path;
+
+use super::{kernel_has_fs, Store, StoreInfo};
+
+fn host_check(_lxc_path: &Path) -> Result<(), String> {
+    // overlay may be a module that is loaded on first mount; only refuse when it is surely absent.
+    if kernel_has_fs("overlay") || Path::new("/sys/module/overlay").exists() || module_available("overlay") {
+        Ok(())
+    } else {
+        Err("the kernel has no overlay filesystem".into())
+    }
+}
+
+fn module_available(name: &str) -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    std::fs::read_to_string(format!("/lib/modules/{}/modules.dep", release.trim()))
+        .map(|deps| deps.lines().any(|l| l.contains(&format!("/{name}.ko"))))
+        .unwrap_or(false)
+}
+
+pub(super) const INFO: StoreInfo = StoreInfo {
+    store: Store::Overlay,
+    lxc_name: "overlay",
+    options: &[],
+    can_snapshot: true,
+    block_backed: false,
+    host_check,
+};
