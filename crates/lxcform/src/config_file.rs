@@ -90,7 +90,11 @@ pub fn is_multi_valued(key: &str) -> bool {
             return index.bytes().all(|b| b.is_ascii_digit())
                 && matches!(
                     sub,
-                    "ipv4.address" | "ipv6.address" | "veth.ipv4.route" | "veth.ipv6.route" | "veth.vlan.tagged.id"
+                    "ipv4.address"
+                        | "ipv6.address"
+                        | "veth.ipv4.route"
+                        | "veth.ipv6.route"
+                        | "veth.vlan.tagged.id"
                 );
         }
     }
@@ -109,22 +113,30 @@ pub fn parse_lines(raw: &[String]) -> Result<(Vec<ConfigLine>, Vec<String>), Spe
             value: shown.clone(),
             reason: reason.to_string(),
         };
-        let (key, value) = entry.split_once('=').ok_or_else(|| invalid("expected key=value"))?;
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| invalid("expected key=value"))?;
         let (mut key, value) = (key.trim().to_string(), value.trim().to_string());
         if key.is_empty() {
             return Err(invalid("the key is empty"));
         }
         if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("the key contains whitespace or a control character"));
+            return Err(invalid(
+                "the key contains whitespace or a control character",
+            ));
         }
         if value.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
-            return Err(invalid("the value spans several lines or contains a NUL byte"));
+            return Err(invalid(
+                "the value spans several lines or contains a NUL byte",
+            ));
         }
         if !key.starts_with("lxc.") {
             return Err(invalid("config keys start with \"lxc.\""));
         }
         if let Some(new) = modern_key(&key) {
-            warnings.push(format!("container_config: {key} is called {new} since LXC 3; using {new}"));
+            warnings.push(format!(
+                "container_config: {key} is called {new} since LXC 3; using {new}"
+            ));
             key = new;
         }
         if let Err(reason) = crate::liblxc::check_config_item(&key, &value) {
@@ -152,7 +164,11 @@ pub fn parse_lines(raw: &[String]) -> Result<(Vec<ConfigLine>, Vec<String>), Spe
 enum Line {
     /// `key = value` (the original text is kept so that untouched lines are written back as
     /// they were).
-    Entry { key: String, value: String, raw: String },
+    Entry {
+        key: String,
+        value: String,
+        raw: String,
+    },
     /// A comment, a blank line or anything that is not `key = value`.
     Other(String),
 }
@@ -177,7 +193,9 @@ impl std::fmt::Display for ConfigEdit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConfigEdit::Add(l) => write!(f, "+ {}", l.render()),
-            ConfigEdit::Replace { line, old } => write!(f, "~ {} ({:?} -> {:?})", line.key, old, line.value),
+            ConfigEdit::Replace { line, old } => {
+                write!(f, "~ {} ({:?} -> {:?})", line.key, old, line.value)
+            }
             ConfigEdit::RemoveDuplicate(l) => write!(f, "- {} (duplicate)", l.render()),
         }
     }
@@ -230,7 +248,10 @@ impl ConfigFile {
 
     /// The values of `key`, in file order.
     pub fn get(&self, key: &str) -> Vec<&str> {
-        self.entries().filter(|(k, _)| *k == key).map(|(_, v)| v).collect()
+        self.entries()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// The edits that make this file carry every wanted line. Empty when it already does.
@@ -328,7 +349,9 @@ impl ConfigFile {
 
     /// The entries as `key = value` lines, for diffs.
     pub fn entries_text(&self) -> String {
-        self.entries().map(|(k, v)| format!("{k} = {v}\n")).collect()
+        self.entries()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect()
     }
 }
 
@@ -336,11 +359,20 @@ impl ConfigFile {
 /// file's mode, then renamed over it, and the directory fsynced.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp: PathBuf = dir.join(format!(".{file_name}.lxcform-{}.tmp", std::process::id()));
-    let mode = fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o640);
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode())
+        .unwrap_or(0o640);
     let result = (|| {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode_compat(mode).open(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_compat(mode)
+            .open(&tmp)?;
         f.write_all(contents)?;
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
@@ -398,7 +430,10 @@ mod tests {
 
     #[test]
     fn a_second_run_changes_nothing() {
-        let wanted = [l("lxc.tty.max", "1"), l("lxc.mount.entry", "/b b none bind 0 0")];
+        let wanted = [
+            l("lxc.tty.max", "1"),
+            l("lxc.mount.entry", "/b b none bind 0 0"),
+        ];
         let (_, text) = apply(BASE, &wanted);
         let (edits, again) = apply(&text, &wanted);
         assert!(edits.is_empty());
@@ -409,16 +444,27 @@ mod tests {
     fn keys_match_exactly_never_as_prefix() {
         // The Python module's regex `lxc.net.0.ipv4(\s+)?=` style matching let one key hit another.
         let (edits, text) = apply(BASE, &[l("lxc.net.0.ipv4.address", "10.0.3.5/24")]);
-        assert_eq!(edits, [ConfigEdit::Add(l("lxc.net.0.ipv4.address", "10.0.3.5/24"))]);
+        assert_eq!(
+            edits,
+            [ConfigEdit::Add(l("lxc.net.0.ipv4.address", "10.0.3.5/24"))]
+        );
         assert!(text.contains("lxc.net.0.ipv4.gateway = 10.0.3.1\n"));
         assert!(text.ends_with("lxc.net.0.ipv4.address = 10.0.3.5/24\n"));
     }
 
     #[test]
     fn multi_valued_keys_append_after_their_kind_without_duplicates() {
-        let (edits, text) = apply(BASE, &[l("lxc.mount.entry", "/b b none bind 0 0"), l("lxc.mount.entry", "/a  a none bind 0 0")]);
+        let (edits, text) = apply(
+            BASE,
+            &[
+                l("lxc.mount.entry", "/b b none bind 0 0"),
+                l("lxc.mount.entry", "/a  a none bind 0 0"),
+            ],
+        );
         assert_eq!(edits.len(), 1, "whitespace-equal value is already there");
-        assert!(text.ends_with("lxc.mount.entry = /a a none bind 0 0\nlxc.mount.entry = /b b none bind 0 0\n"));
+        assert!(text.ends_with(
+            "lxc.mount.entry = /a a none bind 0 0\nlxc.mount.entry = /b b none bind 0 0\n"
+        ));
     }
 
     #[test]
@@ -433,15 +479,30 @@ mod tests {
     fn comments_and_odd_lines_survive() {
         let text = "  # comment = not a key\n\nweird line\nlxc.uts.name=a\n";
         let (_, out) = apply(text, &[l("lxc.uts.name", "b")]);
-        assert_eq!(out, "  # comment = not a key\n\nweird line\nlxc.uts.name = b\n");
+        assert_eq!(
+            out,
+            "  # comment = not a key\n\nweird line\nlxc.uts.name = b\n"
+        );
     }
 
     #[test]
     fn legacy_keys_are_translated() {
-        assert_eq!(modern_key("lxc.aa_profile").as_deref(), Some("lxc.apparmor.profile"));
-        assert_eq!(modern_key("lxc.network.0.link").as_deref(), Some("lxc.net.0.link"));
-        assert_eq!(modern_key("lxc.network.0.ipv4").as_deref(), Some("lxc.net.0.ipv4.address"));
-        assert_eq!(modern_key("lxc.network.0.ipv4.gateway").as_deref(), Some("lxc.net.0.ipv4.gateway"));
+        assert_eq!(
+            modern_key("lxc.aa_profile").as_deref(),
+            Some("lxc.apparmor.profile")
+        );
+        assert_eq!(
+            modern_key("lxc.network.0.link").as_deref(),
+            Some("lxc.net.0.link")
+        );
+        assert_eq!(
+            modern_key("lxc.network.0.ipv4").as_deref(),
+            Some("lxc.net.0.ipv4.address")
+        );
+        assert_eq!(
+            modern_key("lxc.network.0.ipv4.gateway").as_deref(),
+            Some("lxc.net.0.ipv4.gateway")
+        );
         assert_eq!(modern_key("lxc.net.0.link"), None);
     }
 
@@ -468,8 +529,18 @@ mod tests {
 
     #[test]
     fn parse_lines_trims_and_translates() {
-        let (lines, warnings) = parse_lines(&[" lxc.aa_profile = unconfined ".into(), "lxc.cgroup.devices.allow=a *:* rmw".into()]).unwrap();
-        assert_eq!(lines, [l("lxc.apparmor.profile", "unconfined"), l("lxc.cgroup.devices.allow", "a *:* rmw")]);
+        let (lines, warnings) = parse_lines(&[
+            " lxc.aa_profile = unconfined ".into(),
+            "lxc.cgroup.devices.allow=a *:* rmw".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            lines,
+            [
+                l("lxc.apparmor.profile", "unconfined"),
+                l("lxc.cgroup.devices.allow", "a *:* rmw")
+            ]
+        );
         assert_eq!(warnings.len(), 1);
     }
 
@@ -482,7 +553,10 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         write_atomic(&p, b"a = 2\n").unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "a = 2\n");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -51,7 +51,9 @@ fn observe_container(c: &Container) -> Result<Observed, Error> {
         path,
         source,
     })?;
-    let store = c.get_config_item("lxc.rootfs.path")?.map(|r| Store::from_rootfs(&r));
+    let store = c
+        .get_config_item("lxc.rootfs.path")?
+        .map(|r| Store::from_rootfs(&r));
     Ok(Observed {
         state: Current::from_lxc(c.state()),
         config,
@@ -96,7 +98,13 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
     let log_mark = liblxc::log_mark();
     let first = plan(spec, &observe(&spec.name, &spec.lxc_path)?);
     if options.check || !first.changed() {
-        return Ok(outcome(spec, first, None, options, facts(&spec.name, &spec.lxc_path)?));
+        return Ok(outcome(
+            spec,
+            first,
+            None,
+            options,
+            facts(&spec.name, &spec.lxc_path)?,
+        ));
     }
     let _lock = ContainerLock::acquire(&spec.lxc_path, &spec.name).map_err(|source| Error::Io {
         container: spec.name.clone(),
@@ -121,12 +129,18 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
     Ok(outcome(spec, plan, command, options, facts))
 }
 
-fn outcome(spec: &ContainerSpec, plan: Plan, command: Option<CommandResult>, options: Options, facts: Facts) -> Outcome {
+fn outcome(
+    spec: &ContainerSpec,
+    plan: Plan,
+    command: Option<CommandResult>,
+    options: Options,
+    facts: Facts,
+) -> Outcome {
     let mut warnings = spec.warnings.clone();
     warnings.extend(plan.warnings);
     Outcome {
         changed: !plan.steps.is_empty(),
-        diff: options.diff.then(|| Diff {
+        diff: options.diff.then_some(Diff {
             before: plan.before,
             after: plan.after,
         }),
@@ -166,7 +180,11 @@ impl Drop for CreatedGuard<'_> {
 /// Runs the steps; returns the command's result, if one ran. A failed command does not stop
 /// the remaining state transitions (the container still reaches its declared state); the
 /// caller reports the failure.
-fn run_steps(spec: &ContainerSpec, plan: &Plan, c: &Container) -> Result<Option<CommandResult>, Error> {
+fn run_steps(
+    spec: &ContainerSpec,
+    plan: &Plan,
+    c: &Container,
+) -> Result<Option<CommandResult>, Error> {
     let mut guard = CreatedGuard {
         container: None,
         dir: spec.lxc_path.join(&spec.name),
@@ -178,7 +196,7 @@ fn run_steps(spec: &ContainerSpec, plan: &Plan, c: &Container) -> Result<Option<
                 create(spec, c)?;
                 guard.container = Some(c);
             }
-            Step::WriteConfig(edits) => {
+            Step::WriteConfig(_) => {
                 let path = c.config_file_name();
                 let io = |what, source| Error::Io {
                     container: spec.name.clone(),
@@ -186,9 +204,13 @@ fn run_steps(spec: &ContainerSpec, plan: &Plan, c: &Container) -> Result<Option<
                     path: path.clone(),
                     source,
                 };
+                // Edits are computed again from the file as it is now: after a create it holds the
+                // template's lines, which the plan could not see.
                 let mut file = ConfigFile::read(&path).map_err(|e| io("read config", e))?;
-                file.apply(edits);
-                config_file::write_atomic(&path, file.render().as_bytes()).map_err(|e| io("write config", e))?;
+                let edits = file.edits_for(&spec.container_config);
+                file.apply(&edits);
+                config_file::write_atomic(&path, file.render().as_bytes())
+                    .map_err(|e| io("write config", e))?;
                 c.load_config()?;
             }
             Step::Start => {
@@ -240,7 +262,8 @@ fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
     }
     let applies = |o: StoreOption| info.options.contains(&o);
     let specs = BdevSpecs {
-        fstype: applies(StoreOption::FsType).then(|| storage.fs_type.clone().unwrap_or_else(|| "ext4".into())),
+        fstype: applies(StoreOption::FsType)
+            .then(|| storage.fs_type.clone().unwrap_or_else(|| "ext4".into())),
         fssize: if applies(StoreOption::FsSize) {
             storage.fs_size.unwrap_or(DEFAULT_FS_SIZE)
         } else {
@@ -248,8 +271,10 @@ fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
         },
         dir: storage.directory.clone(),
         zfs_root: storage.zfs_root.clone(),
-        lvm_vg: applies(StoreOption::VgName).then(|| storage.vg_name.clone().unwrap_or_else(|| "lxc".into())),
-        lvm_lv: applies(StoreOption::LvName).then(|| storage.lv_name.clone().unwrap_or_else(|| spec.name.clone())),
+        lvm_vg: applies(StoreOption::VgName)
+            .then(|| storage.vg_name.clone().unwrap_or_else(|| "lxc".into())),
+        lvm_lv: applies(StoreOption::LvName)
+            .then(|| storage.lv_name.clone().unwrap_or_else(|| spec.name.clone())),
         lvm_thinpool: storage.thinpool.clone(),
     };
     let dir = spec.lxc_path.join(&spec.name);
@@ -274,7 +299,11 @@ fn write_container_log(name: &str, mark: liblxc::LogMark) {
     if lines.is_empty() || fs::create_dir_all(dir).is_err() {
         return;
     }
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("lxc-{name}.log"))) {
+    if let Ok(mut f) = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("lxc-{name}.log")))
+    {
         for line in lines {
             let _ = writeln!(f, "{line}");
         }

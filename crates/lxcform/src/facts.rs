@@ -44,19 +44,29 @@ pub struct Diff {
     pub after: Snapshot,
 }
 
-/// What a run did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a run did. As JSON (`lxcform ensure --json`):
+/// `{"changed": bool, "steps": ["create", "start", …], "facts": Facts, "diff": {"before":
+/// {"state", "config"}, "after": {…}} (only with --diff), "command": {"rc", "stdout",
+/// "stderr"} (only when a command ran), "warnings": [str]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     /// Whether anything changed (or, in check mode, would change).
     pub changed: bool,
     /// The steps run (or, in check mode, planned).
+    #[serde(serialize_with = "steps_as_strings")]
     pub steps: Vec<Step>,
     /// The container now (in check mode: as it is, unchanged).
     pub facts: Facts,
     /// Before/after, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<Diff>,
     /// The command's result, when one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandResult>,
     /// Notes for the user.
     pub warnings: Vec<String>,
+}
+
+fn steps_as_strings<S: serde::Serializer>(steps: &[Step], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(steps.iter().map(ToString::to_string))
 }

@@ -5,7 +5,6 @@
 //! when the process dies, so a killed run never leaves a stale lock.
 
 use std::fs::{self, File};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Name of the directory under the lxc_path that holds the lock files.
@@ -24,18 +23,12 @@ impl ContainerLock {
         let dir = lxc_path.join(LOCK_DIR);
         fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.lock"));
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
-        loop {
-            // SAFETY: `file` is an open descriptor for the duration of the call.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if rc == 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        crate::liblxc::sys::lock_exclusive(&file)?;
         Ok(ContainerLock { _file: file, path })
     }
 
@@ -44,7 +37,10 @@ impl ContainerLock {
         let mut sorted: Vec<&str> = names.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        sorted.into_iter().map(|n| ContainerLock::acquire(lxc_path, n)).collect()
+        sorted
+            .into_iter()
+            .map(|n| ContainerLock::acquire(lxc_path, n))
+            .collect()
     }
 
     /// The lock file.
@@ -56,19 +52,16 @@ impl ContainerLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::liblxc::sys::try_lock_exclusive;
 
     #[test]
     fn a_second_lock_waits_for_the_first() {
         let dir = std::env::temp_dir().join(format!("lxcform-locktest-{}", std::process::id()));
         let first = ContainerLock::acquire(&dir, "c1").unwrap();
         let other = File::open(first.path()).unwrap();
-        // SAFETY: `other` is an open descriptor.
-        let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(rc, -1, "the lock is held");
+        assert!(!try_lock_exclusive(&other), "the lock is held");
         drop(first);
-        // SAFETY: as above.
-        let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(rc, 0, "released on drop");
+        assert!(try_lock_exclusive(&other), "released on drop");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

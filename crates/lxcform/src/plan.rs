@@ -100,7 +100,12 @@ impl fmt::Display for Step {
         match self {
             Step::Create => f.write_str("create"),
             Step::WriteConfig(edits) => {
-                write!(f, "write config ({} change{})", edits.len(), if edits.len() == 1 { "" } else { "s" })
+                write!(
+                    f,
+                    "write config ({} change{})",
+                    edits.len(),
+                    if edits.len() == 1 { "" } else { "s" }
+                )
             }
             Step::Start => f.write_str("start"),
             Step::Stop => f.write_str("stop"),
@@ -176,7 +181,13 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
         if !spec.container_config.is_empty() {
             warnings.push("container_config is ignored with state absent".to_string());
         }
-        return finish(steps, observed, Current::Absent, ConfigFile::default(), warnings);
+        return finish(
+            steps,
+            observed,
+            Current::Absent,
+            ConfigFile::default(),
+            warnings,
+        );
     }
 
     // A container this run boots needs no restart to be "restarted".
@@ -244,7 +255,13 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
     finish(steps, observed, target, config, warnings)
 }
 
-fn finish(steps: Vec<Step>, observed: &Observed, state: Current, config: ConfigFile, warnings: Vec<String>) -> Plan {
+fn finish(
+    steps: Vec<Step>,
+    observed: &Observed,
+    state: Current,
+    config: ConfigFile,
+    warnings: Vec<String>,
+) -> Plan {
     Plan {
         steps,
         before: Snapshot {
@@ -278,7 +295,11 @@ mod tests {
     }
 
     fn observed(state: Current) -> Observed {
-        let config = if state == Current::Absent { "" } else { "lxc.uts.name = c1\nlxc.tty.max = 4\n" };
+        let config = if state == Current::Absent {
+            ""
+        } else {
+            "lxc.uts.name = c1\nlxc.tty.max = 4\n"
+        };
         Observed {
             state,
             config: ConfigFile::parse(config),
@@ -286,7 +307,12 @@ mod tests {
         }
     }
 
-    const CURRENT: [Current; 4] = [Current::Absent, Current::Stopped, Current::Running, Current::Frozen];
+    const CURRENT: [Current; 4] = [
+        Current::Absent,
+        Current::Stopped,
+        Current::Running,
+        Current::Frozen,
+    ];
 
     /// Every (current × desired) pair, without config or command.
     #[test]
@@ -295,9 +321,18 @@ mod tests {
         let table: [(&str, [&[Step]; 4]); 5] = [
             ("started", [&[Create, Start], &[Start], &[], &[Unfreeze]]),
             ("stopped", [&[Create], &[], &[Stop], &[Stop]]),
-            ("restarted", [&[Create, Start], &[Start], &[Stop, Start], &[Stop, Start]]),
-            ("frozen", [&[Create, Start, Freeze], &[Start, Freeze], &[Freeze], &[]]),
-            ("absent", [&[], &[Destroy], &[Stop, Destroy], &[Stop, Destroy]]),
+            (
+                "restarted",
+                [&[Create, Start], &[Start], &[Stop, Start], &[Stop, Start]],
+            ),
+            (
+                "frozen",
+                [&[Create, Start, Freeze], &[Start, Freeze], &[Freeze], &[]],
+            ),
+            (
+                "absent",
+                [&[], &[Destroy], &[Stop, Destroy], &[Stop, Destroy]],
+            ),
         ];
         for (state, expected) in table {
             for (cur, want) in CURRENT.iter().zip(expected) {
@@ -318,7 +353,11 @@ mod tests {
 
     #[test]
     fn a_reached_state_plans_nothing() {
-        for (state, cur) in [("started", Current::Running), ("stopped", Current::Stopped), ("frozen", Current::Frozen)] {
+        for (state, cur) in [
+            ("started", Current::Running),
+            ("stopped", Current::Stopped),
+            ("frozen", Current::Frozen),
+        ] {
             assert!(!plan(&spec(state), &observed(cur)).changed());
         }
         assert!(!plan(&spec("absent"), &observed(Current::Absent)).changed());
@@ -341,36 +380,63 @@ mod tests {
 
     #[test]
     fn config_is_written_after_create_before_the_first_start() {
-        let p = plan(&with_config("started", &["lxc.tty.max=1"]), &observed(Current::Absent));
-        assert!(matches!(p.steps.as_slice(), [Create, WriteConfig(_), Start]));
+        let p = plan(
+            &with_config("started", &["lxc.tty.max=1"]),
+            &observed(Current::Absent),
+        );
+        assert!(matches!(
+            p.steps.as_slice(),
+            [Create, WriteConfig(_), Start]
+        ));
         assert!(p.after.config.contains("lxc.tty.max = 1"));
     }
 
     #[test]
     fn a_running_container_restarts_only_when_its_config_changes() {
-        let p = plan(&with_config("started", &["lxc.tty.max=1"]), &observed(Current::Running));
+        let p = plan(
+            &with_config("started", &["lxc.tty.max=1"]),
+            &observed(Current::Running),
+        );
         assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(e), Start] if e.len() == 1));
-        let p = plan(&with_config("started", &["lxc.tty.max=4"]), &observed(Current::Running));
+        let p = plan(
+            &with_config("started", &["lxc.tty.max=4"]),
+            &observed(Current::Running),
+        );
         assert!(p.steps.is_empty());
     }
 
     #[test]
     fn config_change_of_a_frozen_container_keeps_it_frozen() {
-        let p = plan(&with_config("frozen", &["lxc.tty.max=1"]), &observed(Current::Frozen));
-        assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_), Start, Freeze]));
-        let p = plan(&with_config("started", &["lxc.tty.max=1"]), &observed(Current::Frozen));
+        let p = plan(
+            &with_config("frozen", &["lxc.tty.max=1"]),
+            &observed(Current::Frozen),
+        );
+        assert!(matches!(
+            p.steps.as_slice(),
+            [Stop, WriteConfig(_), Start, Freeze]
+        ));
+        let p = plan(
+            &with_config("started", &["lxc.tty.max=1"]),
+            &observed(Current::Frozen),
+        );
         assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_), Start]));
     }
 
     #[test]
     fn config_of_a_stopped_container_does_not_start_it() {
-        let p = plan(&with_config("stopped", &["lxc.tty.max=1"]), &observed(Current::Running));
+        let p = plan(
+            &with_config("stopped", &["lxc.tty.max=1"]),
+            &observed(Current::Running),
+        );
         assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_)]));
     }
 
     #[test]
     fn restart_after_a_config_change_is_not_done_twice() {
-        let p = plan(&with_config("restarted", &["lxc.tty.max=1"]), &observed(Current::Running));
+        let p = plan(
+            &with_config("restarted", &["lxc.tty.max=1"]),
+            &observed(Current::Running),
+        );
         assert!(matches!(p.steps.as_slice(), [Stop, WriteConfig(_), Start]));
     }
 
@@ -394,7 +460,11 @@ mod tests {
             ("restarted", Stopped, &[Start, RunCommand]),
         ];
         for (state, cur, want) in cases {
-            assert_eq!(plan(&with_command(state), &observed(cur)).steps, want, "{cur} -> {state}");
+            assert_eq!(
+                plan(&with_command(state), &observed(cur)).steps,
+                want,
+                "{cur} -> {state}"
+            );
         }
     }
 
@@ -409,8 +479,17 @@ mod tests {
 
     #[test]
     fn diff_snapshots_show_state_and_config() {
-        let p = plan(&with_config("stopped", &["lxc.tty.max=1"]), &observed(Current::Running));
-        assert_eq!(p.before.render(), "state = running\nlxc.uts.name = c1\nlxc.tty.max = 4\n");
-        assert_eq!(p.after.render(), "state = stopped\nlxc.uts.name = c1\nlxc.tty.max = 1\n");
+        let p = plan(
+            &with_config("stopped", &["lxc.tty.max=1"]),
+            &observed(Current::Running),
+        );
+        assert_eq!(
+            p.before.render(),
+            "state = running\nlxc.uts.name = c1\nlxc.tty.max = 4\n"
+        );
+        assert_eq!(
+            p.after.render(),
+            "state = stopped\nlxc.uts.name = c1\nlxc.tty.max = 1\n"
+        );
     }
 }

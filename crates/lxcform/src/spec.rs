@@ -90,7 +90,11 @@ impl DesiredState {
 
     /// The option value naming this state.
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("started")
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("started")
     }
 
     fn parse(value: &str) -> Result<DesiredState, SpecError> {
@@ -139,7 +143,11 @@ impl Compression {
 
     /// The option value naming this compression.
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, c)| *c == self).map(|(n, _)| *n).unwrap_or("gzip")
+        Self::ALL
+            .iter()
+            .find(|(_, c)| *c == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("gzip")
     }
 
     /// File name extension of archives with this compression (without the leading dot).
@@ -332,9 +340,15 @@ pub fn validate_name(option: &'static str, name: &str) -> Result<(), SpecError> 
         return bad("must not be . or ..");
     }
     if name.len() > MAX_NAME_LEN {
-        return bad(&format!("is {} bytes long; at most {MAX_NAME_LEN} are allowed", name.len()));
+        return bad(&format!(
+            "is {} bytes long; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c)))
+    {
         return bad(&format!(
             "contains {:?}; only letters, digits, '-', '_' and '.' are allowed",
             c
@@ -350,7 +364,9 @@ pub fn validate_name(option: &'static str, name: &str) -> Result<(), SpecError> 
 /// binary, as liblxc's.
 pub fn parse_size(option: &'static str, value: &str) -> Result<u64, SpecError> {
     let s = value.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let num: f64 = num
         .parse()
@@ -361,11 +377,21 @@ pub fn parse_size(option: &'static str, value: &str) -> Result<u64, SpecError> {
         "M" | "MB" | "MIB" => 20,
         "G" | "GB" | "GIB" => 30,
         "T" | "TB" | "TIB" => 40,
-        _ => return Err(SpecError::invalid(option, value, "unknown unit; use B, K, M, G or T")),
+        _ => {
+            return Err(SpecError::invalid(
+                option,
+                value,
+                "unknown unit; use B, K, M, G or T",
+            ))
+        }
     };
     let bytes = num * (1u64 << shift) as f64;
     if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
-        return Err(SpecError::invalid(option, value, "must be at least one byte"));
+        return Err(SpecError::invalid(
+            option,
+            value,
+            "must be at least one byte",
+        ));
     }
     Ok(bytes as u64)
 }
@@ -390,7 +416,11 @@ fn check_path(option: &'static str, p: &Path) -> Result<PathBuf, SpecError> {
         return Err(SpecError::invalid(option, &shown, "must not be empty"));
     }
     if bytes.contains(&0) {
-        return Err(SpecError::invalid(option, &shown.escape_debug().to_string(), "contains a NUL byte"));
+        return Err(SpecError::invalid(
+            option,
+            &shown.escape_debug().to_string(),
+            "contains a NUL byte",
+        ));
     }
     Ok(expand_path(p))
 }
@@ -444,12 +474,20 @@ impl SpecArgs {
             Some(s) => shell_words::split(s)
                 .map_err(|e| SpecError::invalid("template_options", s, e.to_string()))?,
         };
-        let config = self.config.as_deref().map(|p| check_path("config", p)).transpose()?;
+        let config = self
+            .config
+            .as_deref()
+            .map(|p| check_path("config", p))
+            .transpose()?;
         let lxc_path = match self.lxc_path.as_deref() {
             Some(p) => check_path("lxc_path", p)?,
             None => crate::liblxc::default_lxc_path(),
         };
-        let directory = self.directory.as_deref().map(|p| check_path("directory", p)).transpose()?;
+        let directory = self
+            .directory
+            .as_deref()
+            .map(|p| check_path("directory", p))
+            .transpose()?;
 
         // Options given for a store they do not apply to are reported, not silently dropped.
         let given: Vec<(StoreOption, bool)> = vec![
@@ -482,7 +520,11 @@ impl SpecArgs {
                     .join("; ")
             )));
         }
-        let fs_size = self.fs_size.as_deref().map(|s| parse_size("fs_size", s)).transpose()?;
+        let fs_size = self
+            .fs_size
+            .as_deref()
+            .map(|s| parse_size("fs_size", s))
+            .transpose()?;
         let storage = StorageSpec {
             store,
             lv_name: non_empty("lv_name", self.lv_name)?,
@@ -507,7 +549,11 @@ impl SpecArgs {
         let container_command = self.container_command.filter(|c| !c.trim().is_empty());
         if let Some(cmd) = &container_command {
             if cmd.contains('\0') {
-                return Err(SpecError::invalid("container_command", &cmd.escape_debug().to_string(), "contains a NUL byte"));
+                return Err(SpecError::invalid(
+                    "container_command",
+                    &cmd.escape_debug().to_string(),
+                    "contains a NUL byte",
+                ));
             }
         }
         if state == DesiredState::Absent && container_command.is_some() {
@@ -521,25 +567,36 @@ impl SpecArgs {
             Some(c) => {
                 validate_name("clone_name", &c)?;
                 if c == name {
-                    return Err(SpecError::Conflict(format!("clone_name {c:?} is the container's own name")));
+                    return Err(SpecError::Conflict(format!(
+                        "clone_name {c:?} is the container's own name"
+                    )));
                 }
                 Some(CloneSpec {
                     name: c,
                     snapshot: self.clone_snapshot.unwrap_or(false),
                 })
             }
-            None if state == DesiredState::Clone => return Err(SpecError::Missing("clone_name (state is clone)")),
+            None if state == DesiredState::Clone => {
+                return Err(SpecError::Missing("clone_name (state is clone)"))
+            }
             None => None,
         };
-        let compression = Compression::parse(self.archive_compression.as_deref().unwrap_or("gzip"))?;
-        let archive_path = self.archive_path.as_deref().map(|p| check_path("archive_path", p)).transpose()?;
+        let compression =
+            Compression::parse(self.archive_compression.as_deref().unwrap_or("gzip"))?;
+        let archive_path = self
+            .archive_path
+            .as_deref()
+            .map(|p| check_path("archive_path", p))
+            .transpose()?;
         let archive = match (self.archive.unwrap_or(false), archive_path) {
             (true, Some(path)) => Some(ArchiveSpec { path, compression }),
             (true, None) => return Err(SpecError::Missing("archive_path (archive is true)")),
             (false, _) => None,
         };
         if clone.is_some() || state == DesiredState::Clone {
-            return Err(SpecError::NotYetSupported { option: "clone_name" });
+            return Err(SpecError::NotYetSupported {
+                option: "clone_name",
+            });
         }
         if archive.is_some() {
             return Err(SpecError::NotYetSupported { option: "archive" });
@@ -585,7 +642,20 @@ mod tests {
 
     #[test]
     fn bad_names_are_rejected_with_the_option_named() {
-        for bad in ["", ".", "..", "a/b", "a;b", "$(id)", "`id`", "a b", "a\0b", "-x", &"x".repeat(300), "é"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a;b",
+            "$(id)",
+            "`id`",
+            "a b",
+            "a\0b",
+            "-x",
+            &"x".repeat(300),
+            "é",
+        ] {
             let err = args(bad).validate().unwrap_err();
             assert!(err.to_string().contains("name"), "{bad:?}: {err}");
         }
@@ -604,7 +674,11 @@ mod tests {
         );
         let mut a = args("c");
         a.backing_store = Some("nfs".into());
-        assert!(a.validate().unwrap_err().to_string().contains("backing_store"));
+        assert!(a
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("backing_store"));
     }
 
     #[test]
@@ -612,7 +686,10 @@ mod tests {
         let mut a = args("c");
         a.vg_name = Some("vg0".into());
         let e = a.validate().unwrap_err().to_string();
-        assert!(e.contains("vg_name cannot be used with backing_store dir"), "{e}");
+        assert!(
+            e.contains("vg_name cannot be used with backing_store dir"),
+            "{e}"
+        );
         let mut a = args("c");
         a.backing_store = Some("lvm".into());
         a.vg_name = Some("vg0".into());
@@ -650,14 +727,21 @@ mod tests {
         );
         let mut a = args("c");
         a.template_options = Some("--release 'open".into());
-        assert!(a.validate().unwrap_err().to_string().contains("template_options"));
+        assert!(a
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("template_options"));
     }
 
     #[test]
     fn archive_needs_archive_path() {
         let mut a = args("c");
         a.archive = Some(true);
-        assert_eq!(a.validate().unwrap_err(), SpecError::Missing("archive_path (archive is true)"));
+        assert_eq!(
+            a.validate().unwrap_err(),
+            SpecError::Missing("archive_path (archive is true)")
+        );
     }
 
     #[test]

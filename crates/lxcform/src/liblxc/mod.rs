@@ -8,6 +8,7 @@
 //! process.
 
 mod log;
+pub mod sys;
 
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::fmt;
@@ -277,7 +278,11 @@ unsafe fn take_string_list(list: *mut *mut c_char) -> Vec<String> {
             break;
         }
         // SAFETY: each element is a NUL-terminated string (caller's contract).
-        out.push(unsafe { CStr::from_ptr(item) }.to_string_lossy().into_owned());
+        out.push(
+            unsafe { CStr::from_ptr(item) }
+                .to_string_lossy()
+                .into_owned(),
+        );
         // SAFETY: each element was malloc'ed by liblxc and is not used after this.
         unsafe { libc::free(item.cast()) };
         i += 1;
@@ -298,7 +303,9 @@ pub fn config_item_is_supported(key: &str) -> bool {
 
 /// liblxc's default lxc_path (`lxc.lxcpath`, usually `/var/lib/lxc`).
 pub fn default_lxc_path() -> PathBuf {
-    global_config_item("lxc.lxcpath").unwrap_or_else(|| "/var/lib/lxc".to_string()).into()
+    global_config_item("lxc.lxcpath")
+        .unwrap_or_else(|| "/var/lib/lxc".to_string())
+        .into()
 }
 
 /// A host-wide liblxc setting such as `lxc.lxcpath` or `lxc.bdev.lvm.vg`.
@@ -310,7 +317,11 @@ pub fn global_config_item(key: &str) -> Option<String> {
         return None;
     }
     // SAFETY: non-NULL results are NUL-terminated strings owned by liblxc.
-    Some(unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(value) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// The liblxc version string.
@@ -343,7 +354,11 @@ pub fn list_defined(lxc_path: &Path) -> Result<Vec<String>, LxcError> {
             let item = unsafe { *names.add(i) };
             if !item.is_null() {
                 // SAFETY: each entry is a malloc'ed NUL-terminated string we now own.
-                out.push(unsafe { CStr::from_ptr(item) }.to_string_lossy().into_owned());
+                out.push(
+                    unsafe { CStr::from_ptr(item) }
+                        .to_string_lossy()
+                        .into_owned(),
+                );
                 // SAFETY: owned by us, not used again.
                 unsafe { libc::free(item.cast()) };
             }
@@ -422,7 +437,11 @@ impl StdioCapture {
                 return Err(std::io::Error::last_os_error());
             }
         }
-        Ok(StdioCapture { file, saved, _lock: lock })
+        Ok(StdioCapture {
+            file,
+            saved,
+            _lock: lock,
+        })
     }
 
     fn output(&self) -> String {
@@ -574,11 +593,16 @@ impl Container {
             .as_deref()
             .map(|d| path_cstring(&self.name, op, "directory", d))
             .transpose()?;
-        let as_mut = |c: &Option<CString>| c.as_ref().map_or(ptr::null_mut(), |c| c.as_ptr().cast_mut());
+        let as_mut = |c: &Option<CString>| {
+            c.as_ref()
+                .map_or(ptr::null_mut(), |c| c.as_ptr().cast_mut())
+        };
         let mut specs = lxc_sys::bdev_specs {
             fstype: as_mut(&fstype),
             fssize: args.specs.fssize,
-            zfs: lxc_sys::bdev_specs__bindgen_ty_1 { zfsroot: as_mut(&zfs_root) },
+            zfs: lxc_sys::bdev_specs__bindgen_ty_1 {
+                zfsroot: as_mut(&zfs_root),
+            },
             lvm: lxc_sys::bdev_specs__bindgen_ty_2 {
                 vg: as_mut(&vg),
                 lv: as_mut(&lv),
@@ -603,8 +627,20 @@ impl Container {
         // SAFETY: live container; every string pointer in `specs` and `argv` points into a
         // CString above that outlives the call; `argv` is NULL-terminated; liblxc does not
         // keep the pointers or write through them.
-        let ok = unsafe { f(self.raw(), template.as_ptr(), bdevtype.as_ptr(), &mut specs, 0, argv.as_ptr()) };
-        let output = capture.as_ref().map(StdioCapture::output).unwrap_or_default();
+        let ok = unsafe {
+            f(
+                self.raw(),
+                template.as_ptr(),
+                bdevtype.as_ptr(),
+                &mut specs,
+                0,
+                argv.as_ptr(),
+            )
+        };
+        let output = capture
+            .as_ref()
+            .map(StdioCapture::output)
+            .unwrap_or_default();
         drop(capture);
         if ok {
             return Ok(());
@@ -698,8 +734,15 @@ impl Container {
             .lxc_path
             .map(|p| path_cstring(&self.name, op, "lxc_path", p))
             .transpose()?;
-        let bdevtype = args.bdevtype.map(|b| self.cstr(op, "backing store", b)).transpose()?;
-        let flags = if args.snapshot { lxc_sys::LXC_CLONE_SNAPSHOT as c_int } else { 0 };
+        let bdevtype = args
+            .bdevtype
+            .map(|b| self.cstr(op, "backing store", b))
+            .transpose()?;
+        let flags = if args.snapshot {
+            lxc_sys::LXC_CLONE_SNAPSHOT as c_int
+        } else {
+            0
+        };
         let f = unsafe_fn(self, op, "clone", |c| c.clone)?;
         let mark = log::mark();
         // SAFETY: live container; all strings outlive the call; NULL pointers select liblxc's
@@ -740,7 +783,14 @@ impl Container {
         }
         let mut buf = vec![0u8; len as usize + 1];
         // SAFETY: `buf` has room for `len` bytes plus the NUL liblxc writes.
-        let got = unsafe { f(self.raw(), ckey.as_ptr(), buf.as_mut_ptr().cast(), buf.len() as c_int) };
+        let got = unsafe {
+            f(
+                self.raw(),
+                ckey.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len() as c_int,
+            )
+        };
         if got < 0 {
             return Err(self.fail(op, mark));
         }
@@ -783,12 +833,18 @@ impl Container {
     /// Path of the container's config file (`<lxc_path>/<name>/config`).
     pub fn config_file_name(&self) -> PathBuf {
         // SAFETY: live container; the result is NULL or a malloc'ed string we must free.
-        let s = unsafe { (*self.raw()).config_file_name.map_or(ptr::null_mut(), |f| f(self.raw())) };
+        let s = unsafe {
+            (*self.raw())
+                .config_file_name
+                .map_or(ptr::null_mut(), |f| f(self.raw()))
+        };
         if s.is_null() {
             return self.lxc_path.join(&self.name).join("config");
         }
         // SAFETY: checked non-NULL; NUL-terminated.
-        let path = PathBuf::from(std::ffi::OsStr::from_bytes(unsafe { CStr::from_ptr(s) }.to_bytes()));
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(
+            unsafe { CStr::from_ptr(s) }.to_bytes(),
+        ));
         // SAFETY: malloc'ed by liblxc, no longer used.
         unsafe { libc::free(s.cast()) };
         path
@@ -801,7 +857,9 @@ impl Container {
         }
         // SAFETY: live container; the result is NULL or a list we own (freed by the helper).
         unsafe {
-            let list = (*self.raw()).get_interfaces.map_or(ptr::null_mut(), |f| f(self.raw()));
+            let list = (*self.raw())
+                .get_interfaces
+                .map_or(ptr::null_mut(), |f| f(self.raw()));
             take_string_list(list)
         }
     }
@@ -814,9 +872,9 @@ impl Container {
         // SAFETY: live container; NULL interface and family mean "all"; the result is NULL or
         // a list we own (freed by the helper).
         unsafe {
-            let list = (*self.raw())
-                .get_ips
-                .map_or(ptr::null_mut(), |f| f(self.raw(), ptr::null(), ptr::null(), 0));
+            let list = (*self.raw()).get_ips.map_or(ptr::null_mut(), |f| {
+                f(self.raw(), ptr::null(), ptr::null(), 0)
+            });
             take_string_list(list)
         }
     }
@@ -872,7 +930,10 @@ impl Container {
             stderr_fd: stderr.as_raw_fd(),
             log_fd: -libc::EBADF,
             lsm_label: ptr::null_mut(),
-            groups: lxc_sys::lxc_groups_t { size: 0, list: ptr::null_mut() },
+            groups: lxc_sys::lxc_groups_t {
+                size: 0,
+                list: ptr::null_mut(),
+            },
         };
         let f = unsafe_fn(self, op, "attach_run_wait", |c| c.attach_run_wait)?;
         let mark = log::mark();
@@ -920,7 +981,8 @@ impl Drop for Container {
 /// nowhere; returns liblxc's reason when it refuses the key or the value.
 pub fn check_config_item(key: &str, value: &str) -> Result<(), String> {
     // No container can live under /proc, so nothing is loaded and nothing is written.
-    let c = Container::new("lxcform-validate", Path::new("/proc/lxcform-validate")).map_err(|e| e.detail)?;
+    let c = Container::new("lxcform-validate", Path::new("/proc/lxcform-validate"))
+        .map_err(|e| e.detail)?;
     // liblxc prints its complaint to stderr too; the caller reports it once, properly.
     let quiet = StdioCapture::start().ok();
     let result = c.set_config_item(key, value);

@@ -8,7 +8,10 @@ const BTRFS_SUPER_MAGIC: i64 = 0x9123_683e;
 
 fn host_check(lxc_path: &Path) -> Result<(), String> {
     if !fs_magic_is(lxc_path, BTRFS_SUPER_MAGIC) {
-        return Err(format!("lxc_path {} is not on a btrfs filesystem", lxc_path.display()));
+        return Err(format!(
+            "lxc_path {} is not on a btrfs filesystem",
+            lxc_path.display()
+        ));
     }
     if !have_program("btrfs") {
         return Err("the btrfs program (btrfs-progs) is not installed".into());

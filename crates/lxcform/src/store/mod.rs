@@ -3,9 +3,9 @@
 
 mod btrfs;
 mod dir;
+mod r#loop;
 mod lvm;
 mod overlay;
-mod r#loop;
 mod zfs;
 
 use std::fmt;
@@ -82,7 +82,14 @@ pub struct StoreInfo {
     pub host_check: fn(lxc_path: &Path) -> Result<(), String>,
 }
 
-const TABLE: [&StoreInfo; 6] = [&dir::INFO, &overlay::INFO, &btrfs::INFO, &r#loop::INFO, &lvm::INFO, &zfs::INFO];
+const TABLE: [&StoreInfo; 6] = [
+    &dir::INFO,
+    &overlay::INFO,
+    &btrfs::INFO,
+    &r#loop::INFO,
+    &lvm::INFO,
+    &zfs::INFO,
+];
 
 impl Store {
     /// Parses a `backing_store` value.
@@ -102,7 +109,11 @@ impl Store {
     /// a bare path → dir).
     pub fn from_rootfs(rootfs: &str) -> Store {
         match rootfs.split_once(':') {
-            Some((prefix, _)) => Store::parse(prefix).unwrap_or(if rootfs.starts_with("/dev/") { Store::Lvm } else { Store::Dir }),
+            Some((prefix, _)) => Store::parse(prefix).unwrap_or(if rootfs.starts_with("/dev/") {
+                Store::Lvm
+            } else {
+                Store::Dir
+            }),
             None if rootfs.starts_with("/dev/") => Store::Lvm,
             None => Store::Dir,
         }
@@ -110,7 +121,10 @@ impl Store {
 
     /// The store's description.
     pub fn info(self) -> &'static StoreInfo {
-        TABLE.iter().find(|i| i.store == self).expect("every store is in the table")
+        TABLE
+            .iter()
+            .find(|i| i.store == self)
+            .expect("every store is in the table")
     }
 
     /// The option value naming the store.
@@ -147,20 +161,7 @@ fn fs_magic_is(path: &Path, magic: i64) -> bool {
             None => return false,
         }
     }
-    nix_statfs(p).is_some_and(|m| m == magic)
-}
-
-fn nix_statfs(path: &Path) -> Option<i64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is NUL-terminated; `buf` is large enough for a statfs and only read on success.
-    let rc = unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) };
-    if rc != 0 {
-        return None;
-    }
-    // SAFETY: statfs returned 0, so it filled `buf`.
-    Some(unsafe { buf.assume_init() }.f_type as i64)
+    crate::liblxc::sys::fs_magic(p) == Some(magic)
 }
 
 /// Whether `name` is among the kernel's filesystems (/proc/filesystems).
@@ -185,8 +186,14 @@ mod tests {
     fn rootfs_prefixes_name_their_store() {
         assert_eq!(Store::from_rootfs("/var/lib/lxc/a/rootfs"), Store::Dir);
         assert_eq!(Store::from_rootfs("dir:/var/lib/lxc/a/rootfs"), Store::Dir);
-        assert_eq!(Store::from_rootfs("overlay:/a/rootfs:/b/delta0"), Store::Overlay);
-        assert_eq!(Store::from_rootfs("overlayfs:/a/rootfs:/b/delta0"), Store::Overlay);
+        assert_eq!(
+            Store::from_rootfs("overlay:/a/rootfs:/b/delta0"),
+            Store::Overlay
+        );
+        assert_eq!(
+            Store::from_rootfs("overlayfs:/a/rootfs:/b/delta0"),
+            Store::Overlay
+        );
         assert_eq!(Store::from_rootfs("btrfs:/a/rootfs"), Store::Btrfs);
         assert_eq!(Store::from_rootfs("loop:/a/rootdev"), Store::Loop);
         assert_eq!(Store::from_rootfs("lvm:/dev/lxc/a"), Store::Lvm);

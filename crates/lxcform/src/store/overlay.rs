@@ -7,7 +7,10 @@ use super::{kernel_has_fs, Store, StoreInfo};
 
 fn host_check(_lxc_path: &Path) -> Result<(), String> {
     // overlay may be a module that is loaded on first mount; only refuse when it is surely absent.
-    if kernel_has_fs("overlay") || Path::new("/sys/module/overlay").exists() || module_available("overlay") {
+    if kernel_has_fs("overlay")
+        || Path::new("/sys/module/overlay").exists()
+        || module_available("overlay")
+    {
         Ok(())
     } else {
         Err("the kernel has no overlay filesystem".into())

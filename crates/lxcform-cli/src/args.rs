@@ -1,0 +1,166 @@
+//! Command-line arguments. Option names are the Ansible module's, with dashes.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use lxcform::SpecArgs;
+
+/// Make LXC containers be what you declare, changing only what differs.
+#[derive(Debug, Parser)]
+#[command(name = "lxcform", version, about)]
+pub struct Cli {
+    /// Print results (and errors) as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make one container what the options declare.
+    Ensure(Box<EnsureArgs>),
+    /// Show one container's facts (name, state, init_pid, interfaces, ips).
+    Facts {
+        /// Container name.
+        name: String,
+        /// Where containers live (default: liblxc's lxc.lxcpath).
+        #[arg(long, short = 'P')]
+        lxc_path: Option<PathBuf>,
+    },
+    /// List the containers of an lxc_path with their facts.
+    List {
+        /// Where containers live (default: liblxc's lxc.lxcpath).
+        #[arg(long, short = 'P')]
+        lxc_path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct EnsureArgs {
+    #[command(flatten)]
+    pub spec: SpecFlags,
+    /// Only show what would change; change nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Show state and config lines before and after.
+    #[arg(long)]
+    pub diff: bool,
+}
+
+/// The module's options as flags.
+#[derive(Debug, Args)]
+pub struct SpecFlags {
+    /// Container name.
+    pub name: String,
+    /// started, stopped, restarted, frozen, absent [default: started].
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Template to create the container with [default: ubuntu].
+    #[arg(long, short = 't')]
+    pub template: Option<String>,
+    /// Template arguments, split like a shell would (e.g. "--release bookworm").
+    #[arg(long, allow_hyphen_values = true)]
+    pub template_options: Option<String>,
+    /// Config file loaded before create.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// dir, overlay (overlayfs), btrfs, loop, lvm, zfs [default: dir].
+    #[arg(long, short = 'B')]
+    pub backing_store: Option<String>,
+    /// LVM logical volume [default: the container name].
+    #[arg(long)]
+    pub lv_name: Option<String>,
+    /// LVM volume group [default: lxc].
+    #[arg(long)]
+    pub vg_name: Option<String>,
+    /// LVM thin pool.
+    #[arg(long)]
+    pub thinpool: Option<String>,
+    /// Filesystem type for loop and lvm [default: ext4].
+    #[arg(long)]
+    pub fs_type: Option<String>,
+    /// Filesystem size for loop and lvm, e.g. 5G [default: 5G].
+    #[arg(long)]
+    pub fs_size: Option<String>,
+    /// Directory for the rootfs (dir store).
+    #[arg(long)]
+    pub directory: Option<PathBuf>,
+    /// ZFS dataset under which to create the rootfs.
+    #[arg(long)]
+    pub zfs_root: Option<String>,
+    /// Where containers live [default: liblxc's lxc.lxcpath].
+    #[arg(long, short = 'P')]
+    pub lxc_path: Option<PathBuf>,
+    /// Append liblxc's log of this run to /var/log/lxc/lxc-NAME.log.
+    #[arg(long)]
+    pub container_log: bool,
+    /// Level of that log: info, error, debug [default: INFO].
+    #[arg(long)]
+    pub container_log_level: Option<String>,
+    /// A config line KEY=VALUE (repeat for more).
+    #[arg(
+        long = "config-line",
+        visible_alias = "container-config",
+        value_name = "KEY=VALUE"
+    )]
+    pub container_config: Vec<String>,
+    /// A shell script to run inside with /bin/sh -c.
+    #[arg(
+        long = "command",
+        visible_alias = "container-command",
+        allow_hyphen_values = true
+    )]
+    pub container_command: Option<String>,
+    /// Name of a clone to make.
+    #[arg(long)]
+    pub clone_name: Option<String>,
+    /// Make the clone a copy-on-write snapshot.
+    #[arg(long)]
+    pub clone_snapshot: bool,
+    /// Write an archive of the container.
+    #[arg(long)]
+    pub archive: bool,
+    /// Directory for the archive.
+    #[arg(long)]
+    pub archive_path: Option<PathBuf>,
+    /// gzip, bzip2, none, xz, zstd [default: gzip].
+    #[arg(long)]
+    pub archive_compression: Option<String>,
+}
+
+impl SpecFlags {
+    /// The flags as the library's raw options.
+    pub fn into_spec_args(self) -> SpecArgs {
+        SpecArgs {
+            name: Some(self.name),
+            template: self.template,
+            template_options: self.template_options,
+            config: self.config,
+            backing_store: self.backing_store,
+            lv_name: self.lv_name,
+            vg_name: self.vg_name,
+            thinpool: self.thinpool,
+            fs_type: self.fs_type,
+            fs_size: self.fs_size,
+            directory: self.directory,
+            zfs_root: self.zfs_root,
+            lxc_path: self.lxc_path,
+            container_log: Some(self.container_log),
+            container_log_level: self.container_log_level,
+            container_config: Some(self.container_config),
+            container_command: self.container_command,
+            state: self.state,
+            clone_name: self.clone_name,
+            clone_snapshot: Some(self.clone_snapshot),
+            archive: Some(self.archive),
+            archive_path: self.archive_path,
+            archive_compression: self.archive_compression,
+        }
+    }
+}
+
+/// The lxc_path given, or liblxc's default.
+pub fn lxc_path(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(lxcform::liblxc::default_lxc_path)
+}

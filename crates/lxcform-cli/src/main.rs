@@ -1,0 +1,93 @@
+//! `lxcform`: make LXC containers what you declare, from the command line.
+//!
+//! Exit codes: 0 success, 1 failure (nothing or only part was done), 2 bad usage (invalid
+//! options; nothing on the host was touched).
+
+mod args;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lxcform::{Error, Options};
+
+use args::{Cli, Command};
+
+/// Exit code of a failed run.
+const FAILED: u8 = 1;
+/// Exit code of bad usage.
+const USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
+        }
+    };
+    let json = cli.json;
+    match run(cli.command, json) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!("{}", render::error_json(&e));
+            } else {
+                eprintln!("lxcform: {e}");
+                for line in e.log() {
+                    eprintln!("  liblxc: {line}");
+                }
+                if let Some(c) = e.command() {
+                    render::command_output(c);
+                }
+            }
+            ExitCode::from(if matches!(e, Error::Spec(_)) {
+                USAGE
+            } else {
+                FAILED
+            })
+        }
+    }
+}
+
+fn run(command: Command, json: bool) -> Result<(), Error> {
+    match command {
+        Command::Ensure(a) => {
+            let options = Options {
+                check: a.check,
+                diff: a.diff,
+            };
+            let spec = a.spec.into_spec_args().validate()?;
+            let outcome = lxcform::ensure(&spec, options)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome).unwrap_or_default()
+                );
+            } else {
+                render::outcome(&outcome, options);
+            }
+        }
+        Command::Facts { name, lxc_path } => {
+            lxcform::spec::validate_name("name", &name)?;
+            let facts = lxcform::facts(&name, &args::lxc_path(lxc_path))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&facts).unwrap_or_default()
+                );
+            } else {
+                render::facts_table(&[facts]);
+            }
+        }
+        Command::List { lxc_path } => {
+            let all = lxcform::list(&args::lxc_path(lxc_path))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            } else {
+                render::facts_table(&all);
+            }
+        }
+    }
+    Ok(())
+}
