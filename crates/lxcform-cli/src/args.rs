@@ -28,12 +28,53 @@ pub enum Command {
         #[arg(long, short = 'P')]
         lxc_path: Option<PathBuf>,
     },
+    /// Clone an existing container; the origin keeps its state, the clone is left stopped.
+    Clone(CloneArgs),
     /// List the containers of an lxc_path with their facts.
     List {
         /// Where containers live (default: liblxc's lxc.lxcpath).
         #[arg(long, short = 'P')]
         lxc_path: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CloneArgs {
+    /// The container to clone.
+    pub origin: String,
+    /// Name of the new container.
+    pub new: String,
+    /// Make a copy-on-write snapshot (overlay of a dir/overlay origin; btrfs, lvm, zfs native).
+    #[arg(long, short = 's')]
+    pub snapshot: bool,
+    /// Store of the clone: dir, overlay (always a snapshot), btrfs, loop, lvm, zfs.
+    #[arg(long, short = 'B')]
+    pub backing_store: Option<String>,
+    /// Size of a block-backed clone, e.g. 2G.
+    #[arg(long)]
+    pub fs_size: Option<String>,
+    /// Where containers live [default: liblxc's lxc.lxcpath].
+    #[arg(long, short = 'P')]
+    pub lxc_path: Option<PathBuf>,
+    /// Only show what would change; change nothing.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl CloneArgs {
+    /// The clone as the module's `state: clone`.
+    pub fn into_spec_args(self) -> SpecArgs {
+        SpecArgs {
+            name: Some(self.origin),
+            state: Some("clone".into()),
+            clone_name: Some(self.new),
+            clone_snapshot: Some(self.snapshot),
+            backing_store: self.backing_store,
+            fs_size: self.fs_size,
+            lxc_path: self.lxc_path,
+            ..SpecArgs::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]

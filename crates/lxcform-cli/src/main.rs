@@ -58,24 +58,27 @@ fn run(command: Command, json: bool) -> Result<(), Error> {
                 diff: a.diff,
             };
             let spec = a.spec.into_spec_args().validate()?;
-            let outcome = lxcform::ensure(&spec, options)?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&outcome).unwrap_or_default()
-                );
-            } else {
-                render::outcome(&outcome, options);
+            print_outcome(&lxcform::ensure(&spec, options)?, options, json);
+        }
+        Command::Clone(a) => {
+            let options = Options {
+                check: a.check,
+                diff: false,
+            };
+            let spec = a.into_spec_args().validate()?;
+            if lxcform::observe(&spec.name, &spec.lxc_path)?.state == lxcform::Current::Absent {
+                return Err(Error::NotFound {
+                    container: spec.name,
+                    lxc_path: spec.lxc_path,
+                });
             }
+            print_outcome(&lxcform::ensure(&spec, options)?, options, json);
         }
         Command::Facts { name, lxc_path } => {
             lxcform::spec::validate_name("name", &name)?;
             let facts = lxcform::facts(&name, &args::lxc_path(lxc_path))?;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&facts).unwrap_or_default()
-                );
+                print_json(&facts);
             } else {
                 render::facts_table(&[facts]);
             }
@@ -83,11 +86,26 @@ fn run(command: Command, json: bool) -> Result<(), Error> {
         Command::List { lxc_path } => {
             let all = lxcform::list(&args::lxc_path(lxc_path))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+                print_json(&all);
             } else {
                 render::facts_table(&all);
             }
         }
     }
     Ok(())
+}
+
+fn print_outcome(outcome: &lxcform::Outcome, options: Options, json: bool) {
+    if json {
+        print_json(outcome);
+    } else {
+        render::outcome(outcome, options);
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }

@@ -12,6 +12,9 @@ pub enum Error {
     /// The declaration itself is invalid; nothing was touched.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// No plan can reach the declared state (e.g. a snapshot the store cannot take).
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
     /// A liblxc call failed.
     #[error(transparent)]
     Lxc(#[from] LxcError),
@@ -54,6 +57,14 @@ pub enum Error {
         container: String,
         /// What the command did.
         result: CommandResult,
+    },
+    /// A signal asked the process to stop; what was under way was undone first.
+    #[error("container {container:?}: {what} interrupted by a signal; undone")]
+    Interrupted {
+        /// The container.
+        container: String,
+        /// What was under way.
+        what: &'static str,
     },
     /// The container does not exist (for operations that need it).
     #[error("container {container:?} does not exist in {}", lxc_path.display())]

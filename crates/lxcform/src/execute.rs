@@ -40,9 +40,21 @@ pub fn observe(name: &str, lxc_path: &Path) -> Result<Observed, Error> {
     observe_container(&c)
 }
 
+/// Reads what is on the host for a spec: its container and the clone it names.
+pub fn observe_spec(spec: &ContainerSpec) -> Result<Observed, Error> {
+    let mut observed = observe(&spec.name, &spec.lxc_path)?;
+    if let Some(clone) = &spec.clone {
+        observed.clone = Some(Box::new(observe(&clone.name, &spec.lxc_path)?));
+    }
+    Ok(observed)
+}
+
 fn observe_container(c: &Container) -> Result<Observed, Error> {
     if !c.is_defined() {
-        return Ok(Observed::absent());
+        return Ok(Observed {
+            occupied: c.lxc_path().join(c.name()).exists(),
+            ..Observed::absent()
+        });
     }
     let path = c.config_file_name();
     let config = ConfigFile::read(&path).map_err(|source| Error::Io {
@@ -58,6 +70,8 @@ fn observe_container(c: &Container) -> Result<Observed, Error> {
         state: Current::from_lxc(c.state()),
         config,
         store,
+        occupied: false,
+        clone: None,
     })
 }
 
@@ -93,28 +107,35 @@ pub fn list(lxc_path: &Path) -> Result<Vec<Facts>, Error> {
 /// Makes the container be what `spec` declares and reports what changed.
 ///
 /// In check mode only the plan is made. Otherwise a no-op is found without taking the lock;
-/// anything else is re-observed and re-planned under it, then executed.
+/// anything else is re-observed and re-planned under the locks of the container and of the
+/// clone it names, then executed.
 pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> {
     let log_mark = liblxc::log_mark();
-    let first = plan(spec, &observe(&spec.name, &spec.lxc_path)?);
+    let first = plan(spec, &observe_spec(spec)?)?;
     if options.check || !first.changed() {
-        return Ok(outcome(
-            spec,
-            first,
-            None,
-            options,
-            facts(&spec.name, &spec.lxc_path)?,
-        ));
+        let facts = facts(&spec.name, &spec.lxc_path)?;
+        return Ok(outcome(spec, first, None, options, facts));
     }
-    let _lock = ContainerLock::acquire(&spec.lxc_path, &spec.name).map_err(|source| Error::Io {
-        container: spec.name.clone(),
-        what: "lock",
-        path: spec.lxc_path.join(crate::lock::LOCK_DIR),
-        source,
-    })?;
+    let mut names = vec![spec.name.as_str()];
+    names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
+    let _locks =
+        ContainerLock::acquire_all(&spec.lxc_path, &names).map_err(|source| Error::Io {
+            container: spec.name.clone(),
+            what: "lock",
+            path: spec.lxc_path.join(crate::lock::LOCK_DIR),
+            source,
+        })?;
+    let plan = plan(spec, &observe_spec(spec)?)?;
     let c = open(&spec.name, &spec.lxc_path)?;
-    let plan = plan(spec, &observe_container(&c)?);
-    let result = run_steps(spec, &plan, &c);
+    let mut result = run_steps(spec, &plan.steps, &c);
+    if let (Ok(_), Some(sub), Some(clone)) = (&result, &plan.clone_plan, &spec.clone) {
+        let on_clone = ContainerSpec {
+            name: clone.name.clone(),
+            clone: None,
+            ..spec.clone()
+        };
+        result = run_steps(&on_clone, &sub.steps, &open(&clone.name, &spec.lxc_path)?);
+    }
     if spec.container_log.is_some() {
         write_container_log(&spec.name, log_mark);
     }
@@ -137,14 +158,20 @@ fn outcome(
     facts: Facts,
 ) -> Outcome {
     let mut warnings = spec.warnings.clone();
-    warnings.extend(plan.warnings);
+    warnings.extend(plan.warnings.iter().cloned());
+    let mut steps = plan.steps.clone();
+    if let Some(sub) = &plan.clone_plan {
+        warnings.extend(sub.warnings.iter().cloned());
+        steps.extend(sub.steps.iter().cloned());
+    }
     Outcome {
-        changed: !plan.steps.is_empty(),
+        changed: plan.changed(),
+        cloned: spec.clone.as_ref().map(|_| plan.clones()),
         diff: options.diff.then_some(Diff {
             before: plan.before,
             after: plan.after,
         }),
-        steps: plan.steps,
+        steps,
         facts,
         command,
         warnings,
@@ -182,7 +209,7 @@ impl Drop for CreatedGuard<'_> {
 /// caller reports the failure.
 fn run_steps(
     spec: &ContainerSpec,
-    plan: &Plan,
+    steps: &[Step],
     c: &Container,
 ) -> Result<Option<CommandResult>, Error> {
     let mut guard = CreatedGuard {
@@ -190,7 +217,7 @@ fn run_steps(
         dir: spec.lxc_path.join(&spec.name),
     };
     let mut command = None;
-    for step in &plan.steps {
+    for step in steps {
         match step {
             Step::Create => {
                 create(spec, c)?;
@@ -221,6 +248,14 @@ fn run_steps(
             Step::Freeze => c.freeze()?,
             Step::Unfreeze => c.unfreeze()?,
             Step::Destroy => c.destroy()?,
+            Step::Clone {
+                name,
+                method,
+                quiesce,
+            } => {
+                let fs_size = spec.clone.as_ref().and_then(|cs| cs.fs_size);
+                crate::clone::make(c, name, method, *quiesce, fs_size)?;
+            }
             Step::RunCommand => {
                 let script = spec.container_command.as_deref().unwrap_or_default();
                 let r = c.attach_run("/bin/sh", &["-c", script])?;

@@ -63,6 +63,9 @@ pub struct Outcome {
     /// The command's result, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandResult>,
+    /// With `clone_name`: whether this run made the clone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloned: Option<bool>,
     /// Notes for the user.
     pub warnings: Vec<String>,
 }

@@ -23,6 +23,7 @@
 //! liblxc forks in `start`, `create`, `clone` and `attach`: drive it from a single-threaded
 //! process (the binaries are; tests run them as processes).
 
+pub mod clone;
 pub mod config_file;
 pub mod error;
 pub mod execute;
@@ -34,7 +35,7 @@ pub mod spec;
 pub mod store;
 
 pub use error::Error;
-pub use execute::{ensure, facts, list, observe, Options};
+pub use execute::{ensure, facts, list, observe, observe_spec, Options};
 pub use facts::{CommandResult, Diff, Facts, Outcome};
 pub use plan::{plan, Current, Observed, Plan, Step};
 pub use spec::{ContainerSpec, DesiredState, SpecArgs, SpecError};

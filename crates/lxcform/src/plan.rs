@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config_file::{ConfigEdit, ConfigFile};
 use crate::liblxc::State;
 use crate::spec::{ContainerSpec, DesiredState};
-use crate::store::Store;
+use crate::store::{clone_method, CloneMethod, Store};
 
 /// A container's state as far as planning goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -61,6 +61,10 @@ pub struct Observed {
     pub config: ConfigFile,
     /// The store its rootfs is on (when it exists).
     pub store: Option<Store>,
+    /// `<lxc_path>/<name>` exists although no container is defined there.
+    pub occupied: bool,
+    /// The clone named by `clone_name`, when the spec has one.
+    pub clone: Option<Box<Observed>>,
 }
 
 impl Observed {
@@ -70,8 +74,31 @@ impl Observed {
             state: Current::Absent,
             config: ConfigFile::default(),
             store: None,
+            occupied: false,
+            clone: None,
         }
     }
+}
+
+/// What the origin goes through while a clone is made of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quiesce {
+    /// Nothing: it is stopped, or frozen and its store snapshots atomically.
+    Nothing,
+    /// Frozen for the instant of an atomic snapshot, then thawed.
+    Freeze,
+    /// Stopped for the copy, then brought back to its state.
+    Stop,
+}
+
+/// Why no plan can be made; found before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("container {container:?}: {reason}")]
+pub struct PlanError {
+    /// The container.
+    pub container: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// One change to make, in order.
@@ -93,6 +120,15 @@ pub enum Step {
     RunCommand,
     /// Destroy it with its storage.
     Destroy,
+    /// Make the clone `name` of it, quiescing it as needed and restoring its state after.
+    Clone {
+        /// Name of the clone.
+        name: String,
+        /// Store and kind of copy.
+        method: CloneMethod,
+        /// What the origin goes through meanwhile.
+        quiesce: Quiesce,
+    },
 }
 
 impl fmt::Display for Step {
@@ -113,6 +149,19 @@ impl fmt::Display for Step {
             Step::Unfreeze => f.write_str("unfreeze"),
             Step::RunCommand => f.write_str("run command"),
             Step::Destroy => f.write_str("destroy"),
+            Step::Clone {
+                name,
+                method,
+                quiesce,
+            } => {
+                let kind = if method.snapshot { "snapshot" } else { "copy" };
+                write!(f, "clone to {name} ({} {kind}", method.store)?;
+                match quiesce {
+                    Quiesce::Nothing => f.write_str(")"),
+                    Quiesce::Freeze => f.write_str(", origin frozen meanwhile)"),
+                    Quiesce::Stop => f.write_str(", origin stopped meanwhile)"),
+                }
+            }
         }
     }
 }
@@ -144,12 +193,20 @@ pub struct Plan {
     pub after: Snapshot,
     /// Things worth telling the user that change nothing.
     pub warnings: Vec<String>,
+    /// With `state: clone`, the steps that then apply `container_config` and
+    /// `container_command` to the clone.
+    pub clone_plan: Option<Box<Plan>>,
 }
 
 impl Plan {
     /// Whether running the plan changes anything.
     pub fn changed(&self) -> bool {
-        !self.steps.is_empty()
+        !self.steps.is_empty() || self.clone_plan.as_ref().is_some_and(|p| p.changed())
+    }
+
+    /// Whether the plan makes a clone.
+    pub fn clones(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Clone { .. }))
     }
 
     /// The config edits the plan makes (empty when none).
@@ -165,29 +222,80 @@ impl Plan {
 }
 
 /// Plans the steps from `observed` to `spec`. Pure: reads nothing, changes nothing.
-pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
+pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError> {
+    let fail = |reason: String| PlanError {
+        container: spec.name.clone(),
+        reason,
+    };
+    let occupied = |o: &Observed, name: &str| {
+        o.occupied.then(|| {
+            fail(format!(
+                "{} exists in {} but is not a container; move it away first",
+                name,
+                spec.lxc_path.display()
+            ))
+        })
+    };
+    if let Some(e) = occupied(observed, &spec.name) {
+        return Err(e);
+    }
     let mut steps = Vec::new();
     let mut warnings = Vec::new();
     let mut cur = observed.state;
     let mut config = observed.config.clone();
+
+    // The clone to make, if any: how, and whether it exists already.
+    let clone = match &spec.clone {
+        None => None,
+        Some(cs) => {
+            let have = observed
+                .clone
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(Observed::absent);
+            if let Some(e) = occupied(&have, &cs.name) {
+                return Err(e);
+            }
+            let origin_store = observed.store.unwrap_or(spec.storage.store);
+            let method = clone_method(origin_store, cs.store, cs.snapshot).map_err(fail)?;
+            Some((cs, method, have))
+        }
+    };
+    let clone_step = |cur: Current| {
+        clone
+            .as_ref()
+            .filter(|(_, _, have)| have.state == Current::Absent)
+            .map(|(cs, method, _)| Step::Clone {
+                name: cs.name.clone(),
+                method: *method,
+                quiesce: match cur {
+                    Current::Absent | Current::Stopped => Quiesce::Nothing,
+                    _ if method.freeze_is_enough && cur == Current::Frozen => Quiesce::Nothing,
+                    _ if method.freeze_is_enough => Quiesce::Freeze,
+                    _ => Quiesce::Stop,
+                },
+            })
+    };
 
     if spec.state == DesiredState::Absent {
         if cur != Current::Absent {
             if cur != Current::Stopped {
                 steps.push(Step::Stop);
             }
+            // The module's order: clone, then destroy.
+            steps.extend(clone_step(Current::Stopped));
             steps.push(Step::Destroy);
         }
         if !spec.container_config.is_empty() {
             warnings.push("container_config is ignored with state absent".to_string());
         }
-        return finish(
+        return Ok(finish(
             steps,
             observed,
             Current::Absent,
             ConfigFile::default(),
             warnings,
-        );
+        ));
     }
 
     // A container this run boots needs no restart to be "restarted".
@@ -196,12 +304,49 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
         steps.push(Step::Create);
         cur = Current::Stopped;
     } else if let Some(have) = observed.store {
-        if have != spec.storage.store {
+        if spec.storage.given && have != spec.storage.store {
             warnings.push(format!(
                 "{} exists on backing store {have}; backing_store {} applies only when creating",
                 spec.name, spec.storage.store
             ));
         }
+    }
+
+    if spec.state == DesiredState::Clone {
+        // The 2015 form: the origin keeps its state; config and command go to the clone.
+        let (cs, method, have) = clone
+            .as_ref()
+            .expect("validation requires clone_name with state clone");
+        steps.extend(clone_step(cur));
+        let predicted = Observed {
+            state: Current::Stopped,
+            config: observed.config.clone(),
+            store: Some(method.store),
+            occupied: false,
+            clone: None,
+        };
+        let on_clone = if have.state == Current::Absent {
+            &predicted
+        } else {
+            have
+        };
+        let clone_spec = ContainerSpec {
+            name: cs.name.clone(),
+            state: DesiredState::Stopped,
+            clone: None,
+            ..spec.clone()
+        };
+        let mut p = finish(steps, observed, cur, config, warnings);
+        // A clone that exists is left in the state it has; a new one is left stopped.
+        let sub = plan(
+            &ContainerSpec {
+                state: desired_for(on_clone.state),
+                ..clone_spec
+            },
+            on_clone,
+        )?;
+        p.clone_plan = Some(Box::new(sub));
+        return Ok(p);
     }
 
     // Config is written while the container is stopped, before it boots with it.
@@ -232,11 +377,6 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
     let target = match spec.state {
         DesiredState::Stopped => Current::Stopped,
         DesiredState::Frozen => Current::Frozen,
-        // Clone leaves the origin as it was (one it creates is left stopped).
-        DesiredState::Clone => match observed.state {
-            Current::Absent => Current::Stopped,
-            was => was,
-        },
         _ => Current::Running,
     };
     if spec.state == DesiredState::Restarted && cur != Current::Stopped && !booted {
@@ -252,7 +392,18 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
         (_, Current::Stopped) => steps.push(Step::Stop),
         (a, b) => unreachable!("no transition from {a} to {b}"),
     }
-    finish(steps, observed, target, config, warnings)
+    // The later module's form: the origin reaches its state, then the clone is made.
+    steps.extend(clone_step(target));
+    Ok(finish(steps, observed, target, config, warnings))
+}
+
+/// The desired state that keeps a container as it is.
+fn desired_for(state: Current) -> DesiredState {
+    match state {
+        Current::Running => DesiredState::Started,
+        Current::Frozen => DesiredState::Frozen,
+        Current::Stopped | Current::Absent => DesiredState::Stopped,
+    }
 }
 
 fn finish(
@@ -273,6 +424,7 @@ fn finish(
             config: config.entries_text(),
         },
         warnings,
+        clone_plan: None,
     }
 }
 
@@ -282,6 +434,11 @@ mod tests {
     use crate::config_file::ConfigLine;
     use crate::spec::SpecArgs;
     use Step::*;
+
+    /// The planner, for specs the tests know to be plannable.
+    fn plan(spec: &ContainerSpec, observed: &Observed) -> Plan {
+        super::plan(spec, observed).unwrap()
+    }
 
     fn spec(state: &str) -> ContainerSpec {
         SpecArgs {
@@ -304,6 +461,8 @@ mod tests {
             state,
             config: ConfigFile::parse(config),
             store: (state != Current::Absent).then_some(Store::Dir),
+            occupied: false,
+            clone: None,
         }
     }
 
@@ -472,7 +631,13 @@ mod tests {
     fn a_store_mismatch_is_a_warning_not_a_change() {
         let mut o = observed(Current::Running);
         o.store = Some(Store::Overlay);
-        let p = plan(&spec("started"), &o);
+        assert!(
+            plan(&spec("started"), &o).warnings.is_empty(),
+            "no store was asked for"
+        );
+        let mut s = spec("started");
+        s.storage.given = true;
+        let p = plan(&s, &o);
         assert!(p.steps.is_empty());
         assert_eq!(p.warnings.len(), 1);
     }
@@ -491,5 +656,185 @@ mod tests {
             p.after.render(),
             "state = stopped\nlxc.uts.name = c1\nlxc.tty.max = 1\n"
         );
+    }
+
+    fn with_clone(state: &str, snapshot: bool, store: Option<&str>) -> ContainerSpec {
+        SpecArgs {
+            name: Some("c1".into()),
+            lxc_path: Some("/tmp/plan-test".into()),
+            state: Some(state.into()),
+            clone_name: Some("c2".into()),
+            clone_snapshot: Some(snapshot),
+            backing_store: store.map(Into::into),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn on_store(state: Current, store: Store, clone: Option<Observed>) -> Observed {
+        Observed {
+            store: (state != Current::Absent).then_some(store),
+            clone: clone.map(Box::new),
+            ..observed(state)
+        }
+    }
+
+    fn clone_of(steps: &[Step]) -> Option<(Store, bool, Quiesce)> {
+        steps.iter().find_map(|s| match s {
+            Clone {
+                method, quiesce, ..
+            } => Some((method.store, method.snapshot, *quiesce)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_clone_is_made_after_the_origin_reaches_its_state() {
+        let p = plan(
+            &with_clone("started", false, None),
+            &on_store(Current::Running, Store::Dir, None),
+        );
+        assert_eq!(clone_of(&p.steps), Some((Store::Dir, false, Quiesce::Stop)));
+        assert!(p.clones() && p.changed());
+        let p = plan(
+            &with_clone("stopped", true, None),
+            &on_store(Current::Running, Store::Dir, None),
+        );
+        assert!(matches!(p.steps[0], Stop));
+        assert_eq!(
+            clone_of(&p.steps),
+            Some((Store::Overlay, true, Quiesce::Nothing))
+        );
+    }
+
+    #[test]
+    fn atomic_snapshots_only_freeze_the_origin() {
+        let p = plan(
+            &with_clone("started", true, None),
+            &on_store(Current::Running, Store::Btrfs, None),
+        );
+        assert_eq!(
+            clone_of(&p.steps),
+            Some((Store::Btrfs, true, Quiesce::Freeze))
+        );
+        let p = plan(
+            &with_clone("frozen", true, None),
+            &on_store(Current::Frozen, Store::Btrfs, None),
+        );
+        assert_eq!(
+            clone_of(&p.steps),
+            Some((Store::Btrfs, true, Quiesce::Nothing))
+        );
+    }
+
+    #[test]
+    fn an_existing_clone_is_left_alone() {
+        let p = plan(
+            &with_clone("started", true, None),
+            &on_store(
+                Current::Running,
+                Store::Dir,
+                Some(observed(Current::Stopped)),
+            ),
+        );
+        assert!(p.steps.is_empty() && !p.clones() && !p.changed());
+    }
+
+    #[test]
+    fn state_clone_creates_the_origin_and_keeps_its_state() {
+        let p = plan(
+            &with_clone("clone", false, None),
+            &observed(Current::Absent),
+        );
+        assert!(matches!(
+            p.steps.as_slice(),
+            [
+                Create,
+                Clone {
+                    quiesce: Quiesce::Nothing,
+                    ..
+                }
+            ]
+        ));
+        assert_eq!(p.after.state, Current::Stopped);
+        let p = plan(
+            &with_clone("clone", true, Some("overlayfs")),
+            &on_store(Current::Running, Store::Dir, None),
+        );
+        assert_eq!(
+            clone_of(&p.steps),
+            Some((Store::Overlay, true, Quiesce::Stop))
+        );
+        assert_eq!(
+            p.after.state,
+            Current::Running,
+            "the origin is returned to running"
+        );
+        assert!(p.clone_plan.as_ref().is_some_and(|c| !c.changed()));
+    }
+
+    #[test]
+    fn state_clone_applies_config_and_command_to_the_clone() {
+        let mut s = with_clone("clone", false, None);
+        s.container_config = vec![ConfigLine {
+            key: "lxc.tty.max".into(),
+            value: "1".into(),
+        }];
+        s.container_command = Some("true".into());
+        let p = plan(&s, &on_store(Current::Running, Store::Dir, None));
+        assert_eq!(
+            p.steps.len(),
+            1,
+            "only the clone step on the origin: {:?}",
+            p.steps
+        );
+        let sub = p.clone_plan.unwrap();
+        assert!(matches!(
+            sub.steps.as_slice(),
+            [WriteConfig(_), Start, RunCommand, Stop]
+        ));
+        assert_eq!(
+            sub.after.state,
+            Current::Stopped,
+            "the clone is left stopped"
+        );
+    }
+
+    #[test]
+    fn absent_clones_before_destroying() {
+        let p = plan(
+            &with_clone("absent", false, None),
+            &on_store(Current::Running, Store::Dir, None),
+        );
+        assert!(matches!(
+            p.steps.as_slice(),
+            [
+                Stop,
+                Clone {
+                    quiesce: Quiesce::Nothing,
+                    ..
+                },
+                Destroy
+            ]
+        ));
+    }
+
+    #[test]
+    fn impossible_clones_fail_before_anything_changes() {
+        let e = super::plan(
+            &with_clone("started", true, None),
+            &on_store(Current::Running, Store::Loop, None),
+        );
+        assert!(e.unwrap_err().reason.contains("cannot be snapshotted"));
+        let occupied = Observed {
+            occupied: true,
+            ..Observed::absent()
+        };
+        let e = super::plan(
+            &with_clone("started", false, None),
+            &on_store(Current::Running, Store::Dir, Some(occupied)),
+        );
+        assert!(e.unwrap_err().reason.contains("c2 exists"));
     }
 }

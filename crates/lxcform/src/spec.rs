@@ -263,6 +263,8 @@ pub const OPTION_NAMES: [&str; 23] = [
 pub struct StorageSpec {
     /// The store.
     pub store: Store,
+    /// Whether `backing_store` was given (rather than defaulting to dir).
+    pub given: bool,
     /// LVM logical volume (lvm only; defaults to the container name).
     pub lv_name: Option<String>,
     /// LVM volume group (lvm only).
@@ -286,6 +288,10 @@ pub struct CloneSpec {
     pub name: String,
     /// Copy-on-write snapshot instead of a full copy.
     pub snapshot: bool,
+    /// The clone's store, when `backing_store` was given (see [`crate::store::clone_method`]).
+    pub store: Option<Store>,
+    /// Size of a block-backed clone (`fs_size`); `None` keeps the origin's.
+    pub fs_size: Option<u64>,
 }
 
 /// An archive to write.
@@ -527,6 +533,7 @@ impl SpecArgs {
             .transpose()?;
         let storage = StorageSpec {
             store,
+            given: self.backing_store.is_some(),
             lv_name: non_empty("lv_name", self.lv_name)?,
             vg_name: non_empty("vg_name", self.vg_name)?,
             thinpool: non_empty("thinpool", self.thinpool)?,
@@ -574,6 +581,8 @@ impl SpecArgs {
                 Some(CloneSpec {
                     name: c,
                     snapshot: self.clone_snapshot.unwrap_or(false),
+                    store: self.backing_store.is_some().then_some(store),
+                    fs_size,
                 })
             }
             None if state == DesiredState::Clone => {
@@ -593,11 +602,6 @@ impl SpecArgs {
             (true, None) => return Err(SpecError::Missing("archive_path (archive is true)")),
             (false, _) => None,
         };
-        if clone.is_some() || state == DesiredState::Clone {
-            return Err(SpecError::NotYetSupported {
-                option: "clone_name",
-            });
-        }
         if archive.is_some() {
             return Err(SpecError::NotYetSupported { option: "archive" });
         }

@@ -218,6 +218,8 @@ pub struct CloneArgs<'a> {
     pub bdevtype: Option<&'a str>,
     /// Size in bytes of a block-backed clone; 0 keeps the origin's.
     pub new_size: u64,
+    /// Allow cloning a running (e.g. frozen) origin, for stores that snapshot atomically.
+    pub allow_running: bool,
 }
 
 /// What a command run with [`Container::attach_run`] did.

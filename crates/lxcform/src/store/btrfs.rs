@@ -23,7 +23,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     store: Store::Btrfs,
     lxc_name: "btrfs",
     options: &[],
-    can_snapshot: true,
     block_backed: false,
+    atomic_snapshot: true,
+    snapshot_store: Some(Store::Btrfs),
     host_check,
 };

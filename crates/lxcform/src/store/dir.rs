@@ -14,7 +14,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     lxc_name: "dir",
     options: &[StoreOption::Directory],
     // A snapshot of a dir container is an overlay clone on top of it.
-    can_snapshot: true,
     block_backed: false,
+    atomic_snapshot: false,
+    snapshot_store: Some(Store::Overlay),
     host_check,
 };

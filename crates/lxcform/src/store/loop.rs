@@ -18,7 +18,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     store: Store::Loop,
     lxc_name: "loop",
     options: &[StoreOption::FsType, StoreOption::FsSize],
-    can_snapshot: false,
     block_backed: true,
+    atomic_snapshot: false,
+    snapshot_store: None,
     host_check,
 };

@@ -25,7 +25,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
         StoreOption::FsType,
         StoreOption::FsSize,
     ],
-    can_snapshot: true,
     block_backed: true,
+    atomic_snapshot: true,
+    snapshot_store: Some(Store::Lvm),
     host_check,
 };

@@ -74,10 +74,13 @@ pub struct StoreInfo {
     pub lxc_name: &'static str,
     /// The store-specific options that apply to it.
     pub options: &'static [StoreOption],
-    /// Whether a copy-on-write snapshot clone can be made from it.
-    pub can_snapshot: bool,
     /// Whether the rootfs lives on a block device (loop, lvm) rather than a directory tree.
     pub block_backed: bool,
+    /// Whether a snapshot is taken atomically by the store itself, so that freezing the
+    /// origin for that instant is enough (btrfs, lvm, zfs); otherwise the origin is stopped.
+    pub atomic_snapshot: bool,
+    /// The store a snapshot clone of this store is made on (`None`: it cannot be snapshotted).
+    pub snapshot_store: Option<Store>,
     /// Checks that this host can hold the store in `lxc_path`; the error says why not.
     pub host_check: fn(lxc_path: &Path) -> Result<(), String>,
 }
@@ -90,6 +93,13 @@ const TABLE: [&StoreInfo; 6] = [
     &lvm::INFO,
     &zfs::INFO,
 ];
+
+impl StoreInfo {
+    /// Whether a copy-on-write snapshot clone can be made from it.
+    pub fn can_snapshot(&self) -> bool {
+        self.snapshot_store.is_some()
+    }
+}
 
 impl Store {
     /// Parses a `backing_store` value.
@@ -137,6 +147,58 @@ impl fmt::Display for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How a clone is made: on which store, and whether as a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloneMethod {
+    /// Store of the clone.
+    pub store: Store,
+    /// Copy-on-write snapshot rather than a full copy.
+    pub snapshot: bool,
+    /// The origin only needs to be frozen (not stopped) while the clone is made.
+    pub freeze_is_enough: bool,
+}
+
+/// Decides how to clone an origin on `origin` when the user asked for `requested` (the
+/// `backing_store` option, if given) and `snapshot`. Pure; errors say why it cannot be done.
+///
+/// As the module: an overlay clone is always a snapshot. A snapshot without a store (or with
+/// `dir`, which cannot be one) is made on the origin store's native snapshot store.
+pub fn clone_method(
+    origin: Store,
+    requested: Option<Store>,
+    snapshot: bool,
+) -> Result<CloneMethod, String> {
+    let snapshot = snapshot || requested == Some(Store::Overlay);
+    if !snapshot {
+        return Ok(CloneMethod {
+            store: requested.unwrap_or(Store::Dir),
+            snapshot: false,
+            freeze_is_enough: false,
+        });
+    }
+    let native = origin.info().snapshot_store.ok_or_else(|| {
+        format!("a {origin} container cannot be snapshotted; clone it without clone_snapshot")
+    })?;
+    let store = match requested {
+        None | Some(Store::Dir) => native,
+        // An overlay can sit on any directory-backed origin.
+        Some(Store::Overlay) if !origin.info().block_backed && origin != Store::Zfs => {
+            Store::Overlay
+        }
+        Some(s) if s == native => s,
+        Some(s) => {
+            return Err(format!(
+                "a snapshot of a {origin} container can be made on {native}, not on {s}"
+            ))
+        }
+    };
+    Ok(CloneMethod {
+        store,
+        snapshot: true,
+        freeze_is_enough: store == origin && origin.info().atomic_snapshot,
+    })
 }
 
 /// "lvm, loop" — the stores an option applies to, for error messages.
@@ -210,10 +272,38 @@ mod tests {
     }
 
     #[test]
+    fn clone_methods() {
+        use Store::*;
+        let m = |o, r, s| clone_method(o, r, s).map(|m| (m.store, m.snapshot, m.freeze_is_enough));
+        assert_eq!(m(Dir, None, false), Ok((Dir, false, false)));
+        assert_eq!(m(Dir, None, true), Ok((Overlay, true, false)));
+        assert_eq!(m(Dir, Some(Dir), true), Ok((Overlay, true, false)));
+        assert_eq!(
+            m(Dir, Some(Overlay), false),
+            Ok((Overlay, true, false)),
+            "overlay implies snapshot"
+        );
+        assert_eq!(m(Overlay, Some(Overlay), true), Ok((Overlay, true, false)));
+        assert_eq!(m(Btrfs, None, true), Ok((Btrfs, true, true)));
+        assert_eq!(m(Btrfs, Some(Btrfs), true), Ok((Btrfs, true, true)));
+        assert_eq!(m(Btrfs, Some(Overlay), true), Ok((Overlay, true, false)));
+        assert_eq!(m(Lvm, None, true), Ok((Lvm, true, true)));
+        assert_eq!(m(Zfs, None, true), Ok((Zfs, true, true)));
+        assert_eq!(m(Loop, Some(Dir), false), Ok((Dir, false, false)));
+        assert!(m(Loop, None, true)
+            .unwrap_err()
+            .contains("cannot be snapshotted"));
+        assert!(m(Dir, Some(Btrfs), true)
+            .unwrap_err()
+            .contains("not on btrfs"));
+        assert!(m(Lvm, Some(Overlay), true).is_err());
+    }
+
+    #[test]
     fn capabilities_are_data() {
-        assert!(Store::Overlay.info().can_snapshot);
-        assert!(Store::Btrfs.info().can_snapshot);
-        assert!(!Store::Loop.info().can_snapshot);
+        assert!(Store::Overlay.info().can_snapshot());
+        assert!(Store::Btrfs.info().can_snapshot());
+        assert!(!Store::Loop.info().can_snapshot());
         assert!(Store::Loop.info().block_backed && Store::Lvm.info().block_backed);
         assert!(!Store::Dir.info().block_backed);
     }

@@ -30,7 +30,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     store: Store::Overlay,
     lxc_name: "overlay",
     options: &[],
-    can_snapshot: true,
     block_backed: false,
+    atomic_snapshot: false,
+    snapshot_store: Some(Store::Overlay),
     host_check,
 };

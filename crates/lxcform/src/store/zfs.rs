@@ -18,7 +18,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     store: Store::Zfs,
     lxc_name: "zfs",
     options: &[StoreOption::ZfsRoot],
-    can_snapshot: true,
     block_backed: false,
+    atomic_snapshot: true,
+    snapshot_store: Some(Store::Zfs),
     host_check,
 };
