@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use lxcform::SpecArgs;
 
@@ -23,6 +24,7 @@ pub enum Command {
     /// Show one container's facts (name, state, init_pid, interfaces, ips).
     Facts {
         /// Container name.
+        #[arg(value_parser = utf8())]
         name: String,
         /// Where containers live (default: liblxc's lxc.lxcpath).
         #[arg(long, short = 'P')]
@@ -41,17 +43,19 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CloneArgs {
     /// The container to clone.
+    #[arg(value_parser = utf8())]
     pub origin: String,
     /// Name of the new container.
+    #[arg(value_parser = utf8())]
     pub new: String,
     /// Make a copy-on-write snapshot (overlay of a dir/overlay origin; btrfs, lvm, zfs native).
     #[arg(long, short = 's')]
     pub snapshot: bool,
     /// Store of the clone: dir, overlay (always a snapshot), btrfs, loop, lvm, zfs.
-    #[arg(long, short = 'B')]
+    #[arg(long, short = 'B', value_parser = utf8())]
     pub backing_store: Option<String>,
     /// Size of a block-backed clone, e.g. 2G.
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub fs_size: Option<String>,
     /// Where containers live [default: liblxc's lxc.lxcpath].
     #[arg(long, short = 'P')]
@@ -93,42 +97,43 @@ pub struct EnsureArgs {
 #[derive(Debug, Args)]
 pub struct SpecFlags {
     /// Container name.
+    #[arg(value_parser = utf8())]
     pub name: String,
     /// started, stopped, restarted, frozen, absent [default: started].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub state: Option<String>,
     /// Template to create the container with [default: ubuntu].
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', value_parser = utf8())]
     pub template: Option<String>,
     /// Template arguments, split like a shell would (e.g. "--release bookworm").
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = utf8())]
     pub template_options: Option<String>,
     /// Config file loaded before create.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// dir, overlay (overlayfs), btrfs, loop, lvm, zfs [default: dir].
-    #[arg(long, short = 'B')]
+    #[arg(long, short = 'B', value_parser = utf8())]
     pub backing_store: Option<String>,
     /// LVM logical volume [default: the container name].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub lv_name: Option<String>,
     /// LVM volume group [default: lxc].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub vg_name: Option<String>,
     /// LVM thin pool.
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub thinpool: Option<String>,
     /// Filesystem type for loop and lvm [default: ext4].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub fs_type: Option<String>,
     /// Filesystem size for loop and lvm, e.g. 5G [default: 5G].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub fs_size: Option<String>,
     /// Directory for the rootfs (dir store).
     #[arg(long)]
     pub directory: Option<PathBuf>,
     /// ZFS dataset under which to create the rootfs.
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub zfs_root: Option<String>,
     /// Where containers live [default: liblxc's lxc.lxcpath].
     #[arg(long, short = 'P')]
@@ -137,24 +142,26 @@ pub struct SpecFlags {
     #[arg(long)]
     pub container_log: bool,
     /// Level of that log: info, error, debug [default: INFO].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub container_log_level: Option<String>,
     /// A config line KEY=VALUE (repeat for more).
     #[arg(
         long = "config-line",
         visible_alias = "container-config",
-        value_name = "KEY=VALUE"
+        value_name = "KEY=VALUE",
+        value_parser = utf8(),
     )]
     pub container_config: Vec<String>,
     /// A shell script to run inside with /bin/sh -c.
     #[arg(
         long = "command",
         visible_alias = "container-command",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = utf8(),
     )]
     pub container_command: Option<String>,
     /// Name of a clone to make.
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub clone_name: Option<String>,
     /// Make the clone a copy-on-write snapshot.
     #[arg(long)]
@@ -166,7 +173,7 @@ pub struct SpecFlags {
     #[arg(long)]
     pub archive_path: Option<PathBuf>,
     /// gzip, bzip2, none, xz, zstd [default: gzip].
-    #[arg(long)]
+    #[arg(long, value_parser = utf8())]
     pub archive_compression: Option<String>,
 }
 
@@ -204,4 +211,13 @@ impl SpecFlags {
 /// The lxc_path given, or liblxc's default.
 pub fn lxc_path(given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(lxcform::liblxc::default_lxc_path)
+}
+
+/// Parses a text argument. clap's own check says only "invalid UTF-8 was detected in one or
+/// more arguments"; this one names the argument and shows the bytes.
+fn utf8() -> impl TypedValueParser<Value = String> {
+    OsStringValueParser::new().try_map(|s| {
+        s.into_string()
+            .map_err(|s| format!("{s:?} is not valid UTF-8"))
+    })
 }
