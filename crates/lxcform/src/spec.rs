@@ -29,11 +29,11 @@ pub enum SpecError {
         choices: Vec<&'static str>,
     },
     /// A value that is not valid for the option.
-    #[error("invalid {option} {value:?}: {reason}")]
+    #[error("invalid {option} \"{value}\": {reason}")]
     Invalid {
         /// The option.
         option: &'static str,
-        /// What was given (escaped for display).
+        /// What was given, escaped once for display (`a\u{1}b`, `a\nb`).
         value: String,
         /// Why it is rejected.
         reason: String,
@@ -50,10 +50,12 @@ pub enum SpecError {
 }
 
 impl SpecError {
+    /// An [`SpecError::Invalid`] of a value as given: this escapes it, as `{:?}` would.
     fn invalid(option: &'static str, value: &str, reason: impl Into<String>) -> SpecError {
+        let quoted = format!("{value:?}");
         SpecError::Invalid {
             option,
-            value: value.to_string(),
+            value: quoted[1..quoted.len() - 1].to_string(),
             reason: reason.into(),
         }
     }
@@ -337,8 +339,7 @@ pub struct ContainerSpec {
 /// Checks a container name: 1 to 64 characters of ASCII letters, digits, `-`, `_` and `.`,
 /// starting with a letter or digit. That is what LXC, hostnames and shells all take safely.
 pub fn validate_name(option: &'static str, name: &str) -> Result<(), SpecError> {
-    let shown = name.escape_debug().to_string();
-    let bad = |reason: &str| Err(SpecError::invalid(option, &shown, reason));
+    let bad = |reason: &str| Err(SpecError::invalid(option, name, reason));
     if name.is_empty() {
         return bad("must not be empty");
     }
@@ -422,11 +423,7 @@ fn check_path(option: &'static str, p: &Path) -> Result<PathBuf, SpecError> {
         return Err(SpecError::invalid(option, &shown, "must not be empty"));
     }
     if bytes.contains(&0) {
-        return Err(SpecError::invalid(
-            option,
-            &shown.escape_debug().to_string(),
-            "contains a NUL byte",
-        ));
+        return Err(SpecError::invalid(option, &shown, "contains a NUL byte"));
     }
     Ok(expand_path(p))
 }
@@ -436,7 +433,7 @@ fn non_empty(option: &'static str, v: Option<String>) -> Result<Option<String>, 
         Some(s) if s.is_empty() => Err(SpecError::invalid(option, "", "must not be empty")),
         Some(s) if s.contains('\0') || s.chars().any(char::is_control) => Err(SpecError::invalid(
             option,
-            &s.escape_debug().to_string(),
+            &s,
             "contains a control character",
         )),
         other => Ok(other),
@@ -558,7 +555,7 @@ impl SpecArgs {
             if cmd.contains('\0') {
                 return Err(SpecError::invalid(
                     "container_command",
-                    &cmd.escape_debug().to_string(),
+                    cmd,
                     "contains a NUL byte",
                 ));
             }
@@ -666,6 +663,17 @@ mod tests {
         for good in ["a", "web-1", "db_2.local", &"x".repeat(64)] {
             args(good).validate().unwrap();
         }
+    }
+
+    #[test]
+    fn invalid_values_are_shown_escaped_once() {
+        let e = args("a\u{1}b").validate().unwrap_err().to_string();
+        assert!(e.starts_with(r#"invalid name "a\u{1}b": "#), "{e}");
+        let mut a = args("c");
+        a.fs_size = Some("5\x1bG".into());
+        a.backing_store = Some("loop".into());
+        let e = a.validate().unwrap_err().to_string();
+        assert!(e.starts_with(r#"invalid fs_size "5\u{1b}G": "#), "{e}");
     }
 
     #[test]
