@@ -1,1 +1,86 @@
-fn main() {}
+//! `lxc_container`: Ansible's `lxc_container` module as a binary module over lxcform.
+//!
+//! Ansible runs it as `lxc_container <args file>`; it prints exactly one JSON object on
+//! stdout (see [`output`]) and exits 0 on success, 1 on failure. Put it in a playbook's
+//! `library/`, in `ANSIBLE_LIBRARY`, or in a collection's `plugins/modules/`, with
+//! `lxc_container.yml` (its documentation) beside it.
+
+mod args;
+mod coerce;
+mod options;
+mod output;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use args::Raw;
+use output::Privacy;
+
+fn main() -> ExitCode {
+    // Even a bug must answer Ansible in JSON: print the panic as a failure and exit.
+    std::panic::set_hook(Box::new(|info| {
+        print(&output::fail(&format!(
+            "lxc_container: internal error: {info}"
+        )));
+        std::process::exit(1);
+    }));
+    let mut privacy = Privacy::default();
+    let (result, ok) = match run(&mut privacy) {
+        Ok(v) => (v, true),
+        Err(v) => (v, false),
+    };
+    print(&privacy.finish(result));
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print(v: &Value) {
+    let text = serde_json::to_string(v).unwrap_or_else(|_| {
+        r#"{"failed": true, "msg": "lxc_container: cannot serialize the result"}"#.into()
+    });
+    let mut out = std::io::stdout().lock();
+    // Nothing useful can be done if Ansible closed the pipe.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
+}
+
+/// Reads the args file, ensures the container, and returns the result (`Err`: failed).
+fn run(privacy: &mut Privacy) -> Result<Value, Value> {
+    let path = std::env::args_os().nth(1).ok_or_else(|| {
+        output::fail(
+            "no arguments file: Ansible runs a binary module as `lxc_container <args file>`",
+        )
+    })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        output::fail(&format!(
+            "cannot read the arguments file {}: {e}",
+            std::path::Path::new(&path).display()
+        ))
+    })?;
+    let raw = Raw::read(&text).map_err(|m| output::fail(&m))?;
+    privacy.no_log = raw.no_log;
+    privacy.secrets = raw.secrets();
+    let options = lxcform::Options {
+        check: raw.check,
+        diff: raw.diff,
+    };
+    let args = raw.into_args().map_err(|m| output::fail(&m))?;
+    privacy.secrets.extend(args.secrets);
+    privacy.params = Some(args.params);
+    let spec = args
+        .spec
+        .validate()
+        .map_err(|e| output::fail(&e.to_string()))?;
+    match lxcform::ensure(&spec, options) {
+        Ok(outcome) => Ok(output::success(&outcome, &spec)),
+        Err(e) => Err(output::failure(
+            &e,
+            lxcform::facts(&spec.name, &spec.lxc_path).ok(),
+        )),
+    }
+}

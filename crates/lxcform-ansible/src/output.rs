@@ -1,0 +1,124 @@
+//! The one JSON object the module prints, in the shapes of AnsibleModule's `exit_json` and
+//! `fail_json`:
+//!
+//! - success: `{"changed", "lxc_container": {"name", "state", "init_pid", "interfaces", "ips",
+//!   "archive"?, "cloned"?}, "rc"?, "stdout"?, "stderr"? (when a command ran), "diff"?
+//!   {"before", "after", "before_header", "after_header"}, "warnings"?, "invocation"?}`
+//! - failure: `{"failed": true, "msg", "rc"?, "stdout"?, "stderr"?, "log"? (liblxc's error
+//!   lines), "lxc_container"?, "invocation"?}`
+//!
+//! Under `no_log` there is no `invocation` and no `diff`, and the free-form option values are
+//! masked wherever they appear.
+
+use serde_json::{json, Map, Value};
+
+use lxcform::{CommandResult, ContainerSpec, Error, Facts, Outcome};
+
+/// Keys of the library's [`Outcome`] that the module returns inside `lxc_container` when the
+/// library provides them (the archive written, whether a clone was made).
+const PASSED_THROUGH: [&str; 2] = ["archive", "cloned"];
+
+/// What replaces a masked value, as Ansible writes it.
+const MASK: &str = "********";
+
+/// Hides option values under `no_log` and adds `invocation` otherwise.
+#[derive(Debug, Default)]
+pub struct Privacy {
+    /// `_ansible_no_log`.
+    pub no_log: bool,
+    /// Values to mask when `no_log`.
+    pub secrets: Vec<String>,
+    /// The options with their defaults, for `invocation`.
+    pub params: Option<Map<String, Value>>,
+}
+
+impl Privacy {
+    /// Finishes a result: masks or adds `invocation`.
+    pub fn finish(&self, mut result: Value) -> Value {
+        if self.no_log {
+            let mut secrets: Vec<&str> = self
+                .secrets
+                .iter()
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+                .collect();
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            if let Some(obj) = result.as_object_mut() {
+                obj.remove("diff");
+            }
+            mask(&mut result, &secrets);
+        } else if let Some(params) = &self.params {
+            result["invocation"] = json!({ "module_args": params });
+        }
+        result
+    }
+}
+
+fn mask(v: &mut Value, secrets: &[&str]) {
+    match v {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret) {
+                    *s = s.replace(secret, MASK);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| mask(i, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|i| mask(i, secrets)),
+        _ => {}
+    }
+}
+
+fn add_command(result: &mut Value, c: &CommandResult) {
+    result["rc"] = json!(c.rc);
+    result["stdout"] = json!(c.stdout);
+    result["stderr"] = json!(c.stderr);
+}
+
+/// The result of a run.
+pub fn success(o: &Outcome, spec: &ContainerSpec) -> Value {
+    let whole = serde_json::to_value(o).unwrap_or_default();
+    let mut container = json!(o.facts);
+    for key in PASSED_THROUGH {
+        if let Some(v) = whole.get(key).filter(|v| !v.is_null()) {
+            container[key] = v.clone();
+        }
+    }
+    let mut result = json!({ "changed": o.changed, "lxc_container": container });
+    if let Some(c) = &o.command {
+        add_command(&mut result, c);
+    }
+    if let Some(d) = &o.diff {
+        let header = spec.lxc_path.join(&spec.name).join("config");
+        result["diff"] = json!({
+            "before": d.before.render(),
+            "after": d.after.render(),
+            "before_header": header,
+            "after_header": header,
+        });
+    }
+    if !o.warnings.is_empty() {
+        result["warnings"] = json!(o.warnings);
+    }
+    result
+}
+
+/// A failure before anything ran (bad arguments).
+pub fn fail(msg: &str) -> Value {
+    json!({ "failed": true, "msg": msg })
+}
+
+/// A failure of the library, with the container's facts as they are now when known.
+pub fn failure(e: &Error, facts: Option<Facts>) -> Value {
+    let mut result = fail(&e.to_string());
+    if let Some(c) = e.command() {
+        add_command(&mut result, c);
+    }
+    if !e.log().is_empty() {
+        result["log"] = json!(e.log());
+    }
+    if let Some(f) = facts {
+        result["lxc_container"] = json!(f);
+    }
+    result
+}

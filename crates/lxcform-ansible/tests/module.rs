@@ -1,0 +1,473 @@
+//! Binary tests of `lxc_container`: an args file in, exactly one JSON object out, parsed with
+//! types defined here so that a change of the module's contract breaks a test.
+//!
+//! Live tests (a real busybox container in a temporary lxc_path) need root and the busybox
+//! template; without them they print why and pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lxc_container");
+
+/// The module's result, as Ansible reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModuleResult {
+    #[serde(default)]
+    changed: bool,
+    #[serde(default)]
+    failed: bool,
+    msg: Option<String>,
+    lxc_container: Option<ContainerFacts>,
+    rc: Option<i32>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    diff: Option<AnsibleDiff>,
+    #[serde(default)]
+    warnings: Vec<String>,
+    log: Option<Vec<String>>,
+    invocation: Option<Invocation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContainerFacts {
+    name: String,
+    state: String,
+    init_pid: i64,
+    interfaces: Vec<String>,
+    ips: Vec<String>,
+    archive: Option<String>,
+    cloned: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnsibleDiff {
+    before: String,
+    after: String,
+    before_header: Option<String>,
+    after_header: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Invocation {
+    module_args: Map<String, Value>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn unique(prefix: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    PathBuf::from(format!("/tmp/{prefix}-{}-{n}", std::process::id()))
+}
+
+/// Runs the module with `args` as its args file; checks that stdout is one JSON object.
+fn run(args: &Value) -> (ModuleResult, i32) {
+    let file = unique("lxc_container-args");
+    std::fs::write(&file, args.to_string()).unwrap();
+    let out = Command::new(BIN).arg(&file).output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    assert_eq!(
+        stdout.trim_end().lines().count(),
+        1,
+        "exactly one line on stdout: {stdout:?}"
+    );
+    let result: ModuleResult = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not the module's JSON ({e}): {stdout:?}"));
+    let code = out.status.code().unwrap_or(-1);
+    assert_eq!(
+        code == 0,
+        !result.failed,
+        "exit status {code} for {result:?}"
+    );
+    (result, code)
+}
+
+fn failure_msg(args: &Value) -> String {
+    let (r, _) = run(args);
+    assert!(r.failed, "expected a failure: {r:?}");
+    r.msg.unwrap_or_default()
+}
+
+/// A temporary lxc_path whose containers are destroyed on drop.
+struct LxcPath(PathBuf);
+
+impl LxcPath {
+    /// `None` (with the reason printed) when live tests cannot run here.
+    fn new(test: &str) -> Option<LxcPath> {
+        let root = std::fs::read_to_string("/proc/self/status")
+            .map(|s| s.lines().any(|l| l.starts_with("Uid:\t0\t")))
+            .unwrap_or(false);
+        if !root || !Path::new("/usr/share/lxc/templates/lxc-busybox").exists() {
+            eprintln!("skipping {test}: needs root and the busybox LXC template");
+            return None;
+        }
+        Some(LxcPath(unique("lxcform-ansible-test")))
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.0.join(name).join("config").exists()
+    }
+}
+
+impl Drop for LxcPath {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.0) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                for tool in [&["lxc-stop", "-k"][..], &["lxc-destroy", "-f"][..]] {
+                    let _ = Command::new(tool[0])
+                        .args(&tool[1..])
+                        .args(["-P", self.path(), "-n", &name])
+                        .output();
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn unknown_option_fails_like_ansible_module() {
+    let msg = failure_msg(&json!({"name": "c1", "colour": "red", "_ansible_check_mode": true}));
+    assert!(
+        msg.starts_with("Unsupported parameters for (lxc_container) module: colour. Supported parameters include: archive, archive_compression,"),
+        "{msg}"
+    );
+    // Internal keys Ansible may add are not options.
+    let (r, _) = run(
+        &json!({"name": "c1", "template": "busybox", "lxc_path": "/tmp/lxcform-none",
+        "_ansible_check_mode": true, "_ansible_new_thing": 1, "_ansible_verbosity": 3}),
+    );
+    assert!(!r.failed, "{r:?}");
+}
+
+#[test]
+fn booleans_are_coerced_like_ansible() {
+    for v in [
+        json!(true),
+        json!("yes"),
+        json!("True"),
+        json!("1"),
+        json!("on"),
+        json!(1),
+    ] {
+        let (r, _) = run(
+            &json!({"name": "c1", "template": "busybox", "lxc_path": "/tmp/lxcform-none",
+            "container_log": v, "_ansible_check_mode": true}),
+        );
+        assert!(!r.failed, "{v}: {r:?}");
+        assert_eq!(
+            r.invocation.unwrap().module_args["container_log"],
+            json!(true)
+        );
+    }
+    let msg = failure_msg(&json!({"name": "c1", "container_log": "maybe"}));
+    assert!(
+        msg.starts_with("argument 'container_log' is of type <class 'str'> and we were unable to convert to bool: The value 'maybe' is not a valid boolean"),
+        "{msg}"
+    );
+    let msg = failure_msg(&json!({"name": "c1", "template": ["a"]}));
+    assert!(
+        msg.starts_with("argument 'template' is of type <class 'list'>"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_choices_name_the_option_and_the_choices() {
+    let msg = failure_msg(&json!({"name": "c1", "state": "running"}));
+    assert_eq!(
+        msg,
+        "value of state must be one of: started, stopped, restarted, absent, frozen, clone, got: running"
+    );
+    for (opt, bad) in [
+        ("backing_store", "nfs"),
+        ("archive_compression", "rar"),
+        ("container_log_level", "trace"),
+    ] {
+        let msg = failure_msg(&json!({"name": "c1", opt: bad}));
+        assert!(
+            msg.starts_with(&format!("value of {opt} must be one of:")),
+            "{msg}"
+        );
+        assert!(msg.ends_with(&format!("got: {bad}")), "{msg}");
+    }
+}
+
+#[test]
+fn bad_and_missing_names_fail_before_anything_runs() {
+    for bad in ["a/b", "$(id)", "", "-x"] {
+        let msg = failure_msg(&json!({"name": bad}));
+        assert!(msg.contains("name"), "{bad:?}: {msg}");
+    }
+    assert_eq!(
+        failure_msg(&json!({"state": "started"})),
+        "missing required arguments: name"
+    );
+    assert_eq!(
+        failure_msg(&json!({"name": null})),
+        "missing required arguments: name"
+    );
+}
+
+#[test]
+fn archive_without_archive_path_fails_like_required_if() {
+    assert_eq!(
+        failure_msg(&json!({"name": "c1", "archive": "yes"})),
+        "archive is True but all of the following are missing: archive_path"
+    );
+}
+
+#[test]
+fn ansible_module_args_shape_is_accepted() {
+    let (r, code) = run(
+        &json!({"ANSIBLE_MODULE_ARGS": {"name": "c1", "template": "busybox",
+        "lxc_path": "/tmp/lxcform-none", "_ansible_check_mode": true}}),
+    );
+    assert_eq!(code, 0, "{r:?}");
+    assert!(r.changed);
+    assert_eq!(r.lxc_container.unwrap().state, "absent");
+}
+
+#[test]
+fn defaults_are_the_documented_ones_and_store_defaults_fit_any_store() {
+    // vg_name/fs_type/fs_size spelled out at their defaults must not fail with backing_store dir.
+    let (r, _) = run(
+        &json!({"name": "c1", "template": "busybox", "lxc_path": "~/lxcform-none",
+        "vg_name": "lxc", "fs_type": "ext4", "fs_size": "5G", "_ansible_check_mode": true}),
+    );
+    assert!(!r.failed, "{r:?}");
+    let args = r.invocation.unwrap().module_args;
+    for (k, v) in [
+        ("state", json!("started")),
+        ("backing_store", json!("dir")),
+        ("container_log_level", json!("INFO")),
+        ("archive_compression", json!("gzip")),
+        ("archive", json!(false)),
+        ("clone_snapshot", json!(false)),
+    ] {
+        assert_eq!(args[k], v, "{k}");
+    }
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        args["lxc_path"],
+        json!(format!("{}/lxcform-none", home.trim_end_matches('/')))
+    );
+    // A real store-specific option for the wrong store is reported.
+    let msg = failure_msg(&json!({"name": "c1", "vg_name": "vg0"}));
+    assert!(
+        msg.contains("vg_name cannot be used with backing_store dir"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn no_log_echoes_no_option_values() {
+    let msg = failure_msg(&json!({"name": "TOPSECRET/x", "_ansible_no_log": true}));
+    assert!(!msg.contains("TOPSECRET"), "{msg}");
+    let (r, _) = run(&json!({"name": "topsecret1", "template": "busybox",
+        "lxc_path": "/tmp/lxcform-none", "container_config": ["lxc.tty.max=7"],
+        "_ansible_no_log": "yes", "_ansible_check_mode": true, "_ansible_diff": true}));
+    assert!(r.invocation.is_none() && r.diff.is_none(), "{r:?}");
+    assert_eq!(r.lxc_container.unwrap().name, "********");
+    // Without no_log the same run shows them.
+    let (r, _) = run(&json!({"name": "topsecret1", "template": "busybox",
+        "lxc_path": "/tmp/lxcform-none", "_ansible_check_mode": true}));
+    assert_eq!(
+        r.invocation.unwrap().module_args["name"],
+        json!("topsecret1")
+    );
+}
+
+#[test]
+fn check_mode_changes_nothing_on_the_host() {
+    let Some(lxc) = LxcPath::new("check_mode_changes_nothing_on_the_host") else {
+        return;
+    };
+    let args = |extra: Value| {
+        let mut a = json!({"name": "chk1", "template": "busybox", "lxc_path": lxc.path(),
+            "container_config": ["lxc.net.0.type=empty"]});
+        a.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        a
+    };
+    let (r, _) = run(&args(
+        json!({"_ansible_check_mode": true, "_ansible_diff": true}),
+    ));
+    assert!(r.changed && !r.failed, "{r:?}");
+    assert_eq!(r.lxc_container.as_ref().unwrap().state, "absent");
+    let diff = r.diff.unwrap();
+    assert!(diff.before.starts_with("state = absent"), "{diff:?}");
+    assert!(diff.after.starts_with("state = running"), "{diff:?}");
+    assert!(diff.after.contains("lxc.net.0.type = empty"), "{diff:?}");
+    assert!(diff.before_header.is_some() && diff.after_header.is_some());
+    assert!(!lxc.exists("chk1"), "check mode created the container");
+
+    // Create it stopped for real (the template's output must not reach stdout: run() checks).
+    let (r, _) = run(&args(json!({"state": "stopped"})));
+    assert!(r.changed && !r.failed, "{r:?}");
+    assert!(lxc.exists("chk1"));
+    let (r, _) = run(&args(json!({"state": "stopped"})));
+    assert!(!r.changed, "second run changed: {r:?}");
+
+    // Check mode start: reports a change, the container stays stopped.
+    let (r, _) = run(&args(
+        json!({"_ansible_check_mode": true, "_ansible_diff": true,
+        "container_config": ["lxc.net.0.type=empty", "lxc.tty.max=3"]}),
+    ));
+    assert!(r.changed, "{r:?}");
+    let diff = r.diff.unwrap();
+    assert!(diff.before.starts_with("state = stopped"), "{diff:?}");
+    assert!(diff.after.contains("lxc.tty.max = 3") && !diff.before.contains("lxc.tty.max = 3"));
+    let (r, _) = run(&args(
+        json!({"state": "stopped", "_ansible_check_mode": true}),
+    ));
+    assert!(!r.changed, "{r:?}");
+    assert_eq!(r.lxc_container.unwrap().state, "stopped");
+    let config = std::fs::read_to_string(lxc.0.join("chk1/config")).unwrap();
+    assert!(
+        !config.contains("lxc.tty.max = 3"),
+        "check mode wrote the config"
+    );
+
+    // Absent in check mode: the container stays.
+    let (r, _) = run(&args(
+        json!({"state": "absent", "_ansible_check_mode": true}),
+    ));
+    assert!(r.changed, "{r:?}");
+    assert!(lxc.exists("chk1"));
+    let (r, _) = run(&args(json!({"state": "absent"})));
+    assert!(r.changed && !lxc.exists("chk1"), "{r:?}");
+}
+
+#[test]
+fn command_results_are_returned_and_a_failing_command_fails() {
+    let Some(lxc) = LxcPath::new("command_results_are_returned_and_a_failing_command_fails") else {
+        return;
+    };
+    let base = json!({"name": "cmd1", "template": "busybox", "lxc_path": lxc.path(),
+        "container_config": "lxc.net.0.type=empty", "state": "stopped"});
+    let with = |cmd: &str| {
+        let mut a = base.clone();
+        a["container_command"] = json!(cmd);
+        a
+    };
+    let (r, _) = run(&with("echo out; echo err >&2"));
+    assert!(r.changed && !r.failed, "{r:?}");
+    assert_eq!(
+        (r.rc, r.stdout.as_deref(), r.stderr.as_deref()),
+        (Some(0), Some("out\n"), Some("err\n"))
+    );
+    let c = r.lxc_container.unwrap();
+    assert_eq!((c.state.as_str(), c.init_pid), ("stopped", -1));
+    assert!(c.interfaces.is_empty() && c.ips.is_empty(), "{c:?}");
+    assert!(c.archive.is_none() && c.cloned.is_none());
+    let (r, code) = run(&with("echo partial; exit 3"));
+    assert_eq!(code, 1);
+    assert!(r.failed && r.rc == Some(3), "{r:?}");
+    assert_eq!(r.stdout.as_deref(), Some("partial\n"));
+    assert!(r.msg.unwrap().contains("exited with status 3"));
+    assert!(r.lxc_container.is_some() && r.log.is_none() && r.warnings.is_empty());
+}
+
+/// Options, types and defaults documented in `lxc_container.yml`, read with a small scanner
+/// (the file keeps two-space indentation): `(name, type, default)`.
+fn documented_options() -> Vec<(String, String, Option<String>)> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/lxc_container.yml")).unwrap();
+    let mut out: Vec<(String, String, Option<String>)> = Vec::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let text = line.trim();
+        if line == "  options:" {
+            inside = true;
+            continue;
+        }
+        if !inside || text.is_empty() {
+            continue;
+        }
+        if indent <= 2 {
+            break;
+        }
+        if indent == 4 {
+            out.push((text.trim_end_matches(':').into(), String::new(), None));
+        } else if indent == 6 {
+            let last = out.last_mut().unwrap();
+            if let Some(t) = text.strip_prefix("type: ") {
+                last.1 = t.into();
+            } else if let Some(d) = text.strip_prefix("default: ") {
+                last.2 = Some(d.into());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn documentation_options_match_the_parser() {
+    let doc = documented_options();
+    let mut names: Vec<&str> = doc.iter().map(|o| o.0.as_str()).collect();
+    names.sort_unstable();
+    // The parser's list, as it reports it for an unknown option.
+    let msg = failure_msg(&json!({"name": "c1", "zzz": 1}));
+    let supported = msg
+        .split("Supported parameters include: ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('.');
+    assert_eq!(names.join(", "), supported);
+    let mut library = lxcform::spec::OPTION_NAMES.to_vec();
+    library.sort_unstable();
+    assert_eq!(names, library);
+
+    // Defaults: what the parser fills in for a task that sets only a name.
+    let (r, _) = run(&json!({"name": "c1", "template": "busybox",
+        "lxc_path": "/tmp/lxcform-none", "_ansible_check_mode": true}));
+    let params = r.invocation.unwrap().module_args;
+    for (name, ty, default) in &doc {
+        let parsed = &params[name.as_str()];
+        let expected = match (name.as_str(), default) {
+            ("name", _) => json!("c1"),
+            ("template", _) => json!("busybox"),
+            ("lxc_path", _) => json!("/tmp/lxcform-none"),
+            (_, None) => Value::Null,
+            (_, Some(d)) if ty == "bool" => json!(d == "true"),
+            (_, Some(d)) => json!(d),
+        };
+        assert_eq!(parsed, &expected, "default of {name}");
+    }
+
+    // Types: each documented type converts as it should.
+    for (name, ty, _) in &doc {
+        let (value, expected) = match ty.as_str() {
+            "bool" => (json!("yes"), json!(true)),
+            "path" => (json!("~root/p"), json!("/root/p")),
+            "list" => (json!("lxc.tty.max=1"), json!(["lxc.tty.max=1"])),
+            "str" => (json!(5), json!("5")),
+            other => panic!("{name}: undocumented type {other:?}"),
+        };
+        let mut args = json!({"name": "c1", "lxc_path": "/tmp/lxcform-none",
+            "archive_path": "/tmp/lxcform-none", "_ansible_check_mode": true});
+        args[name.as_str()] = value;
+        let (r, _) = run(&args);
+        if let Some(inv) = r.invocation {
+            assert_eq!(inv.module_args[name.as_str()], expected, "{name}: {ty}");
+        } else {
+            panic!("{name}: {:?}", r.msg);
+        }
+    }
+}
