@@ -62,11 +62,6 @@ pub fn make(
 ) -> Result<(), Error> {
     let signals = DeferSignals::new();
     let store = method.store;
-    (store.info().host_check)(origin.lxc_path()).map_err(|reason| Error::Store {
-        container: name.to_string(),
-        store,
-        reason,
-    })?;
     let dir = origin.lxc_path().join(name);
     let existed = dir.exists();
     let prior = Current::from_lxc(origin.state());

@@ -112,6 +112,10 @@ pub fn list(lxc_path: &Path) -> Result<Vec<Facts>, Error> {
 pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> {
     let log_mark = liblxc::log_mark();
     let first = plan(spec, &observe_spec(spec)?)?;
+    preflight(spec, &first)?;
+    if let Some(sub) = &first.clone_plan {
+        preflight(spec, sub)?;
+    }
     if options.check || !first.changed() {
         let facts = facts(&spec.name, &spec.lxc_path)?;
         return Ok(outcome(spec, first, None, options, facts));
@@ -272,26 +276,59 @@ fn run_steps(
 }
 
 /// Checks what create needs from the host, then creates.
-fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
-    let template_path = if spec.template.contains('/') {
+fn template_path(spec: &ContainerSpec) -> PathBuf {
+    if spec.template.contains('/') {
         PathBuf::from(&spec.template)
     } else {
         Path::new(TEMPLATE_DIR).join(format!("lxc-{}", spec.template))
-    };
-    if !template_path.is_file() {
-        return Err(Error::Template {
-            container: spec.name.clone(),
-            template: spec.template.clone(),
-            looked: template_path,
-        });
     }
+}
+
+/// Checks what the plan's steps need from the host — the template, the config file, the
+/// stores — before anything (even a lock file) is written.
+fn preflight(spec: &ContainerSpec, plan: &Plan) -> Result<(), Error> {
+    let store_check = |name: &str, store: Store| {
+        (store.info().host_check)(&spec.lxc_path).map_err(|reason| Error::Store {
+            container: name.to_string(),
+            store,
+            reason,
+        })
+    };
+    for step in &plan.steps {
+        match step {
+            Step::Create => {
+                let looked = template_path(spec);
+                if !looked.is_file() {
+                    return Err(Error::Template {
+                        container: spec.name.clone(),
+                        template: spec.template.clone(),
+                        looked,
+                    });
+                }
+                if let Some(config) = &spec.config {
+                    if !config.is_file() {
+                        return Err(Error::Io {
+                            container: spec.name.clone(),
+                            what: "read config file",
+                            path: config.clone(),
+                            source: std::io::ErrorKind::NotFound.into(),
+                        });
+                    }
+                }
+                store_check(&spec.name, spec.storage.store)?;
+            }
+            Step::Clone { name, method, .. } => store_check(name, method.store)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Creates the container (after [`preflight`] checked the host).
+fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
+    let template_path = template_path(spec);
     let storage = &spec.storage;
     let info = storage.store.info();
-    (info.host_check)(&spec.lxc_path).map_err(|reason| Error::Store {
-        container: spec.name.clone(),
-        store: storage.store,
-        reason,
-    })?;
     if let Some(config) = &spec.config {
         c.load_config_file(config)?;
     }
