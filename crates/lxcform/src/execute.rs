@@ -42,7 +42,12 @@ pub fn observe(name: &str, lxc_path: &Path) -> Result<Observed, Error> {
 
 /// Reads what is on the host for a spec: its container and the clone it names.
 pub fn observe_spec(spec: &ContainerSpec) -> Result<Observed, Error> {
-    let mut observed = observe(&spec.name, &spec.lxc_path)?;
+    observe_with(&open(&spec.name, &spec.lxc_path)?, spec)
+}
+
+/// [`observe_spec`] through an open handle on the spec's container.
+fn observe_with(c: &Container, spec: &ContainerSpec) -> Result<Observed, Error> {
+    let mut observed = observe_container(c)?;
     if let Some(clone) = &spec.clone {
         observed.clone = Some(Box::new(observe(&clone.name, &spec.lxc_path)?));
     }
@@ -111,14 +116,14 @@ pub fn list(lxc_path: &Path) -> Result<Vec<Facts>, Error> {
 /// clone it names, then executed.
 pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> {
     let log_mark = liblxc::log_mark();
-    let first = plan(spec, &observe_spec(spec)?)?;
+    let c = open(&spec.name, &spec.lxc_path)?;
+    let first = plan(spec, &observe_with(&c, spec)?)?;
     preflight(spec, &first)?;
     if let Some(sub) = &first.clone_plan {
         preflight(spec, sub)?;
     }
     if options.check || !first.changed() {
-        let facts = facts(&spec.name, &spec.lxc_path)?;
-        return Ok(outcome(spec, first, None, options, facts));
+        return Ok(outcome(spec, first, None, options, facts_of(&c)));
     }
     let mut names = vec![spec.name.as_str()];
     names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
@@ -129,8 +134,10 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
             path: spec.lxc_path.join(crate::lock::LOCK_DIR),
             source,
         })?;
-    let plan = plan(spec, &observe_spec(spec)?)?;
+    // A fresh handle: liblxc keeps the config it read at open, and another run may have changed
+    // it while this one waited for the lock.
     let c = open(&spec.name, &spec.lxc_path)?;
+    let plan = plan(spec, &observe_with(&c, spec)?)?;
     let mut result = run_steps(spec, &plan.steps, &c);
     if let (Ok(_), Some(sub), Some(clone)) = (&result, &plan.clone_plan, &spec.clone) {
         let on_clone = ContainerSpec {
