@@ -339,6 +339,13 @@ pub fn version() -> String {
 
 /// Names of the containers defined in `lxc_path`, sorted.
 pub fn list_defined(lxc_path: &Path) -> Result<Vec<String>, LxcError> {
+    // An lxc_path that does not exist holds no containers (as lxc-ls and `facts` see it);
+    // liblxc's opendir would fail instead.
+    let missing =
+        std::fs::metadata(lxc_path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if missing {
+        return Ok(Vec::new());
+    }
     let label = lxc_path.display().to_string();
     let path = path_cstring(&label, Op::List, "lxc_path", lxc_path)?;
     let mark = log::mark();
