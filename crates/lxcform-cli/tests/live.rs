@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::Path;
 
@@ -721,4 +722,24 @@ fn longest_name_works_in_an_lxc_path_that_does_not_exist_yet() {
     assert_eq!(deeper.lxc_state(&name), "RUNNING");
     deeper.ensure(&name, &["--state", "absent"]);
     assert_eq!(deeper.lxc_state(&name), "ABSENT");
+}
+
+#[test]
+fn list_of_an_lxc_path_that_does_not_exist_is_empty() {
+    if skip_live() {
+        return;
+    }
+    // As lxc-ls and `lxcform facts` see it: no directory, no containers.
+    let lxc = TempLxcPath::new("list-missing");
+    let missing = lxc.path().join("not-there");
+    let r = lxcform([
+        OsStr::new("list"),
+        OsStr::new("-P"),
+        missing.as_os_str(),
+        OsStr::new("--json"),
+    ])
+    .ok();
+    let all: Vec<common::Facts> = r.json();
+    assert!(all.is_empty(), "{all:?}");
+    assert!(!missing.exists(), "list creates nothing");
 }
