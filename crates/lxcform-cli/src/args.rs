@@ -38,6 +38,13 @@ pub enum Command {
         #[arg(long, short = 'P')]
         lxc_path: Option<PathBuf>,
     },
+    /// Show what `apply` would change for each container of a manifest (exit 3: changes).
+    Plan(crate::plan::PlanArgs),
+    /// Make every container of a manifest what it declares, several at a time.
+    Apply(crate::apply::ApplyArgs),
+    /// Converge one container from options as JSON on stdin (apply's child processes).
+    #[command(name = "__converge", hide = true)]
+    Converge,
 }
 
 #[derive(Debug, Args)]

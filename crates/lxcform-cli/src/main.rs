@@ -1,9 +1,14 @@
 //! `lxcform`: make LXC containers what you declare, from the command line.
 //!
 //! Exit codes: 0 success, 1 failure (nothing or only part was done), 2 bad usage (invalid
-//! options; nothing on the host was touched).
+//! options; nothing on the host was touched), 3 changes pending (`plan`, and
+//! `apply --detailed-exitcode` when something changed).
 
+mod apply;
 mod args;
+mod paint;
+mod plan;
+mod progress;
 mod render;
 
 use std::process::ExitCode;
@@ -27,7 +32,13 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.json;
-    match run(cli.command, json) {
+    let command = match cli.command {
+        Command::Plan(a) => return plan::run(&a.file, json),
+        Command::Apply(a) => return apply::run(a, json),
+        Command::Converge => return apply::converge_child(),
+        other => other,
+    };
+    match run(command, json) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if json {
@@ -82,6 +93,9 @@ fn run(command: Command, json: bool) -> Result<(), Error> {
             } else {
                 render::facts_table(&[facts]);
             }
+        }
+        Command::Plan(_) | Command::Apply(_) | Command::Converge => {
+            unreachable!("manifest commands are dispatched in main")
         }
         Command::List { lxc_path } => {
             let all = lxcform::list(&args::lxc_path(lxc_path))?;

@@ -30,6 +30,7 @@ pub mod execute;
 pub mod facts;
 pub mod liblxc;
 pub mod lock;
+pub mod manifest;
 pub mod plan;
 pub mod spec;
 pub mod store;

@@ -1,0 +1,126 @@
+//! `lxcform apply FILE`: converge every container of a manifest, `--jobs` at a time, each in
+//! a child process (`lxcform __converge`, options as JSON on stdin, report on stdout).
+//!
+//! Exit codes: 0 every container as declared, 1 some failed or were skipped, 2 invalid
+//! manifest (nothing changed); with `--detailed-exitcode`, 3 when all succeeded and something
+//! changed. JSON (`--json`): [`lxcform::manifest::ApplySummary`].
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use clap::Args;
+use lxcform::manifest::{self, ApplySummary, Status};
+
+use crate::paint::{manifest_error, Paint};
+use crate::progress::Progress;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The manifest (YAML).
+    pub file: PathBuf,
+    /// How many containers to converge at once [default: the number of cores].
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// Only show what would change, as `lxcform plan` does.
+    #[arg(long)]
+    pub check: bool,
+    /// Exit with 3 when something changed, 0 when nothing did.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
+pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
+    if a.check {
+        return crate::plan::run(&a.file, json);
+    }
+    let m = match manifest::load(&a.file) {
+        Ok(m) => m,
+        Err(e) => return manifest_error(&e, json),
+    };
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("lxcform: cannot find its own executable: {e}");
+            return ExitCode::from(crate::FAILED);
+        }
+    };
+    let child = || {
+        let mut c = Command::new(&exe);
+        c.arg("__converge");
+        c
+    };
+    let mut progress = Progress::new(&m);
+    let summary = manifest::apply(&m, jobs, &child, &mut |e| progress.event(e));
+    progress.finish();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        );
+    } else {
+        render(&summary, Paint::stdout());
+    }
+    ExitCode::from(if summary.failed + summary.skipped > 0 {
+        crate::FAILED
+    } else if a.detailed_exitcode && summary.changed > 0 {
+        crate::plan::CHANGES
+    } else {
+        0
+    })
+}
+
+fn render(s: &ApplySummary, p: Paint) {
+    let width = s.containers.iter().map(|c| c.name.len()).max().unwrap_or(4);
+    println!(
+        "{:width$}  {:<7}  {:<7}  {:>7}  DETAILS",
+        "NAME", "RESULT", "STATE", "TIME"
+    );
+    for c in &s.containers {
+        let (word, details) = match c.status {
+            Status::Ok => (p.green("ok     "), String::new()),
+            Status::Changed => (p.yellow("changed"), c.report.steps.join(", ")),
+            Status::Failed => (
+                p.red("failed "),
+                p.red(c.report.error.as_deref().unwrap_or("failed")),
+            ),
+            Status::Skipped => (
+                p.dim("skipped"),
+                p.dim(c.report.error.as_deref().unwrap_or("")),
+            ),
+        };
+        let state = if c.report.state.is_empty() {
+            "-"
+        } else {
+            &c.report.state
+        };
+        println!(
+            "{:width$}  {word}  {state:<7}  {:>6.2}s  {details}",
+            c.name, c.seconds
+        );
+        for line in &c.report.log {
+            println!("{:width$}  {}", "", p.dim(&format!("liblxc: {line}")));
+        }
+    }
+    println!(
+        "Apply: {} changed, {} ok, {} failed, {} skipped in {:.1}s.",
+        s.changed, s.ok, s.failed, s.skipped, s.seconds
+    );
+}
+
+/// The child process: options as JSON on stdin, one report as JSON on the last line of stdout.
+pub fn converge_child() -> ExitCode {
+    let mut input = Vec::new();
+    let report = match std::io::stdin().read_to_end(&mut input) {
+        Ok(_) => manifest::converge(&input),
+        Err(e) => manifest::Report {
+            error: Some(format!("cannot read options on stdin: {e}")),
+            ..Default::default()
+        },
+    };
+    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    ExitCode::from(if report.ok { 0 } else { crate::FAILED })
+}

@@ -1,0 +1,118 @@
+//! `lxcform plan FILE`: what `apply` would change, container by container.
+//!
+//! Exit codes: 0 nothing to change, 3 changes pending, 1 some container cannot be planned,
+//! 2 invalid manifest. JSON (`--json`): [`lxcform::manifest::ManifestPlan`].
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use lxcform::manifest::{self, Action, ConfigChange, EntryPlan, ManifestPlan};
+
+use crate::paint::{manifest_error, Paint};
+
+/// Exit code of a plan with changes pending (and of `apply --detailed-exitcode` that changed
+/// something).
+pub const CHANGES: u8 = 3;
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The manifest (YAML).
+    pub file: PathBuf,
+}
+
+pub fn run(file: &Path, json: bool) -> ExitCode {
+    let m = match manifest::load(file) {
+        Ok(m) => m,
+        Err(e) => return manifest_error(&e, json),
+    };
+    let plan = manifest::plan(&m);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).unwrap_or_default()
+        );
+    } else {
+        render(&plan, Paint::stdout());
+    }
+    ExitCode::from(if plan.errors > 0 {
+        crate::FAILED
+    } else if plan.changes > 0 {
+        CHANGES
+    } else {
+        0
+    })
+}
+
+fn render(plan: &ManifestPlan, p: Paint) {
+    let width = plan
+        .containers
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
+    let mut unchanged = Vec::new();
+    for c in &plan.containers {
+        if let Some(err) = &c.error {
+            println!("{} {:width$}  {}", p.red("!"), p.bold(&c.name), p.red(err));
+            continue;
+        }
+        if !c.changed {
+            unchanged.push(c.name.as_str());
+            continue;
+        }
+        let (mark, word) = match c.action {
+            Action::Create => (p.green("+"), p.green("create")),
+            Action::Destroy => (p.red("-"), p.red("destroy")),
+            Action::Update | Action::None => (p.yellow("~"), p.yellow("update")),
+        };
+        println!(
+            "{mark} {:width$}  {word}: {}{}",
+            p.bold(&c.name),
+            c.steps.join(", "),
+            predicted_note(c, p)
+        );
+        for change in &c.config {
+            println!("      {}", config_line(change, p));
+        }
+        for w in &c.warnings {
+            println!("      {}", p.dim(&format!("warning: {w}")));
+        }
+    }
+    if !unchanged.is_empty() {
+        println!(
+            "  {}",
+            p.dim(&format!("unchanged: {}", unchanged.join(", ")))
+        );
+    }
+    let errors = if plan.errors > 0 {
+        format!(", {} cannot be planned", plan.errors)
+    } else {
+        String::new()
+    };
+    println!(
+        "Plan: {} to change, {} unchanged{errors}.",
+        plan.changes, plan.unchanged
+    );
+}
+
+fn predicted_note(c: &EntryPlan, p: Paint) -> String {
+    if c.predicted {
+        p.dim(&format!(
+            " (planned on what {} will leave)",
+            c.waits_for.join(", ")
+        ))
+    } else {
+        String::new()
+    }
+}
+
+fn config_line(c: &ConfigChange, p: Paint) -> String {
+    match c {
+        ConfigChange::Add { key, value } => p.green(&format!("+ {key} = {value}")),
+        ConfigChange::Replace { key, value, old } => {
+            p.yellow(&format!("~ {key} = {value}  (was {old})"))
+        }
+        ConfigChange::Remove { key, value } => p.red(&format!("- {key} = {value}")),
+    }
+}

@@ -1,0 +1,134 @@
+//! Progress of `apply` on stderr: on a terminal, one live line per running container and an
+//! overall bar, redrawn in place; elsewhere, one plain line per container as it ends.
+
+use std::io::{IsTerminal, Write};
+use std::time::Instant;
+
+use lxcform::manifest::{EntryResult, Event, Manifest, Status};
+
+use crate::paint::Paint;
+
+pub struct Progress {
+    names: Vec<String>,
+    live: bool,
+    paint: Paint,
+    start: Instant,
+    running: Vec<(usize, String, Instant)>,
+    done: usize,
+    failed: usize,
+    /// Lines of the live block now on screen.
+    drawn: usize,
+}
+
+impl Progress {
+    pub fn new(m: &Manifest) -> Progress {
+        Progress {
+            names: m.entries.iter().map(|e| e.label()).collect(),
+            live: std::io::stderr().is_terminal(),
+            paint: Paint::stderr(),
+            start: Instant::now(),
+            running: Vec::new(),
+            done: 0,
+            failed: 0,
+            drawn: 0,
+        }
+    }
+
+    pub fn event(&mut self, e: Event<'_>) {
+        let mut line = None;
+        match e {
+            Event::Started { index, steps } => {
+                self.running.push((index, steps.join(", "), Instant::now()));
+            }
+            Event::Finished { index, result } => {
+                self.running.retain(|(i, ..)| *i != index);
+                self.done += 1;
+                if matches!(result.status, Status::Failed | Status::Skipped) {
+                    self.failed += 1;
+                }
+                line = Some(self.finished_line(index, result));
+            }
+            Event::Tick => {}
+        }
+        let mut err = std::io::stderr().lock();
+        if !self.live {
+            if let Some(l) = line {
+                let _ = writeln!(err, "{l}");
+            }
+            return;
+        }
+        // Move up over the live block and clear it; finished lines stay above it.
+        if self.drawn > 0 {
+            let _ = write!(err, "\x1b[{}A\x1b[J", self.drawn);
+        }
+        if let Some(l) = line {
+            let _ = writeln!(err, "{l}");
+        }
+        let p = self.paint;
+        let mut block = Vec::new();
+        for (i, steps, since) in &self.running {
+            block.push(format!(
+                "  {} {}  {}",
+                p.yellow("…"),
+                self.names[*i],
+                p.dim(&format!("{steps}  {:.1}s", since.elapsed().as_secs_f64()))
+            ));
+        }
+        block.push(self.bar());
+        for l in &block {
+            let _ = writeln!(err, "{l}");
+        }
+        self.drawn = block.len();
+    }
+
+    fn finished_line(&self, index: usize, r: &EntryResult) -> String {
+        let p = self.paint;
+        let (word, detail) = match r.status {
+            Status::Ok => (p.green("ok"), String::new()),
+            Status::Changed => (
+                p.yellow("changed"),
+                format!(" ({})", r.report.steps.join(", ")),
+            ),
+            Status::Failed => (
+                p.red("failed"),
+                format!(": {}", r.report.error.as_deref().unwrap_or("")),
+            ),
+            Status::Skipped => (
+                p.dim("skipped"),
+                format!(": {}", r.report.error.as_deref().unwrap_or("")),
+            ),
+        };
+        format!(
+            "[{}/{}] {}: {word}{detail} {}",
+            self.done,
+            self.names.len(),
+            self.names[index],
+            p.dim(&format!("{:.2}s", r.seconds))
+        )
+    }
+
+    fn bar(&self) -> String {
+        const WIDTH: usize = 30;
+        let total = self.names.len().max(1);
+        let filled = self.done * WIDTH / total;
+        let p = self.paint;
+        format!(
+            "[{}{}] {}/{} done, {} running, {} failed  {:.1}s",
+            p.green(&"#".repeat(filled)),
+            "-".repeat(WIDTH - filled),
+            self.done,
+            self.names.len(),
+            self.running.len(),
+            self.failed,
+            self.start.elapsed().as_secs_f64()
+        )
+    }
+
+    /// Clears the live block before the summary is printed.
+    pub fn finish(&mut self) {
+        if self.live && self.drawn > 0 {
+            let _ = write!(std::io::stderr(), "\x1b[{}A\x1b[J", self.drawn);
+            self.drawn = 0;
+        }
+    }
+}

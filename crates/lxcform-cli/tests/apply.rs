@@ -1,0 +1,274 @@
+//! Live `lxcform apply`: real busybox containers in temporary lxc_paths, checked with
+//! `lxc-info` (an observer independent of lxcform) and `plan --json`.
+
+mod manifest_harness;
+
+use std::fs;
+use std::path::Path;
+
+use manifest_harness::{lxcform, skip_live, Plan, Status, Summary, TempDir};
+
+/// `(name, extra options)` of the ten containers, with the state `lxc-info` must then report.
+fn ten(btrfs: Option<&str>) -> (String, Vec<(&'static str, &'static str)>) {
+    let mut entries = String::new();
+    let mut expect = Vec::new();
+    let mut add = |name: &'static str, options: String, state: &'static str| {
+        entries.push_str(&format!("  - name: {name}\n{options}"));
+        expect.push((name, state));
+    };
+    add("dir-run", String::new(), "RUNNING");
+    add("dir-stop", "    state: stopped\n".into(), "STOPPED");
+    add("dir-frozen", "    state: frozen\n".into(), "FROZEN");
+    add(
+        "dir-tty",
+        "    container_config: [lxc.tty.max=2]\n".into(),
+        "RUNNING",
+    );
+    add(
+        "ovl-run",
+        "    backing_store: overlayfs\n".into(),
+        "RUNNING",
+    );
+    add(
+        "ovl-stop",
+        "    backing_store: overlay\n    state: stopped\n".into(),
+        "STOPPED",
+    );
+    add(
+        "loop-run",
+        "    backing_store: loop\n    fs_size: 128M\n".into(),
+        "RUNNING",
+    );
+    add(
+        "cmd-run",
+        "    container_command: \"true\"\n    state: stopped\n".into(),
+        "STOPPED",
+    );
+    add("never", "    state: absent\n".into(), "ABSENT");
+    match btrfs {
+        Some(path) => add(
+            "btrfs-run",
+            format!("    backing_store: btrfs\n    lxc_path: {path}\n"),
+            "RUNNING",
+        ),
+        None => add("dir-run2", String::new(), "RUNNING"),
+    }
+    (entries, expect)
+}
+
+fn lxc_path_of(dir: &TempDir, btrfs: Option<&str>, name: &str) -> String {
+    match (name, btrfs) {
+        ("btrfs-run", Some(p)) => p.to_string(),
+        _ => dir.sub("lxc"),
+    }
+}
+
+#[test]
+fn ten_containers_converge_then_a_second_apply_changes_nothing_and_an_edit_changes_one() {
+    if skip_live() {
+        return;
+    }
+    let mut dir = TempDir::new("ten");
+    let btrfs = dir.btrfs("btrfs");
+    let (entries, expect) = ten(btrfs.as_deref());
+    let head = format!(
+        "defaults:\n  template: busybox\n  lxc_path: {}\n  container_config:\n    - lxc.net.0.type=empty\ncontainers:\n",
+        dir.sub("lxc")
+    );
+    let file = dir.manifest("m.yml", &format!("{head}{entries}"));
+
+    let plan: Plan = lxcform(&["plan", &file, "--json"]).code(3).json();
+    assert_eq!(plan.changes, 9, "{plan:#?}");
+
+    // `container_command` makes every run of cmd-run a change, so the first run uses it and
+    // the rest of the test drops it.
+    let r = lxcform(&[
+        "apply",
+        &file,
+        "--json",
+        "--jobs",
+        "3",
+        "--detailed-exitcode",
+    ])
+    .code(3);
+    let first: Summary = r.json();
+    assert_eq!(
+        (first.changed, first.ok, first.failed),
+        (9, 1, 0),
+        "{first:#?}"
+    );
+    assert!(
+        r.stderr.contains("[10/10]"),
+        "plain progress lines: {}",
+        r.stderr
+    );
+    for (name, state) in &expect {
+        let p = lxc_path_of(&dir, btrfs.as_deref(), name);
+        assert_eq!(TempDir::lxc_state(&p, name), *state, "{name}");
+    }
+    let tty = fs::read_to_string(Path::new(&dir.sub("lxc")).join("dir-tty/config")).unwrap();
+    assert_eq!(tty.matches("lxc.tty.max").count(), 1, "{tty}");
+    assert!(tty.contains("lxc.tty.max = 2"), "{tty}");
+
+    let text = fs::read_to_string(&file)
+        .unwrap()
+        .replace("    container_command: \"true\"\n", "");
+    fs::write(&file, &text).unwrap();
+    let plan: Plan = lxcform(&["plan", &file, "--json"]).code(0).json();
+    assert_eq!((plan.changes, plan.unchanged), (0, 10), "{plan:#?}");
+    let again: Summary = lxcform(&["apply", &file, "--json", "--detailed-exitcode"])
+        .code(0)
+        .json();
+    assert_eq!((again.changed, again.ok), (0, 10), "{again:#?}");
+
+    // One container's config edited: only it changes.
+    let configs = |dir: &TempDir| -> Vec<(String, String)> {
+        expect
+            .iter()
+            .filter(|(n, _)| *n != "never")
+            .map(|(n, _)| {
+                let p = Path::new(&lxc_path_of(dir, btrfs.as_deref(), n))
+                    .join(n)
+                    .join("config");
+                (n.to_string(), fs::read_to_string(p).unwrap())
+            })
+            .collect()
+    };
+    let before = configs(&dir);
+    fs::write(&file, text.replace("lxc.tty.max=2", "lxc.tty.max=3")).unwrap();
+    let plan: Plan = lxcform(&["plan", &file, "--json"]).code(3).json();
+    let changed: Vec<&str> = plan
+        .containers
+        .iter()
+        .filter(|c| c.changed)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(changed, ["dir-tty"]);
+    let edited: Summary = lxcform(&["apply", &file, "--json"]).code(0).json();
+    assert_eq!((edited.changed, edited.ok), (1, 9), "{edited:#?}");
+    assert_eq!(edited.of("dir-tty").status, Status::Changed);
+    let after = configs(&dir);
+    for ((name, b), (_, a)) in before.iter().zip(&after) {
+        if name == "dir-tty" {
+            assert!(
+                a.contains("lxc.tty.max = 3") && !a.contains("lxc.tty.max = 2"),
+                "{a}"
+            );
+        } else {
+            assert_eq!(a, b, "{name}'s config changed");
+        }
+    }
+    assert_eq!(TempDir::lxc_state(&dir.sub("lxc"), "dir-tty"), "RUNNING");
+}
+
+#[test]
+fn one_impossible_container_fails_while_the_rest_converge() {
+    if skip_live() {
+        return;
+    }
+    let dir = TempDir::new("fail");
+    let lxc = dir.sub("lxc");
+    let file = dir.manifest(
+        "m.yml",
+        &format!(
+            "defaults:
+  template: busybox
+  lxc_path: {lxc}
+  container_config: [lxc.net.0.type=empty]
+containers:
+  - name: ok1
+  - name: impossible
+    template: no-such-template
+  - name: ok2
+    state: stopped
+  - name: impossible
+    clone_name: never-made
+  - name: never-made
+  - name: ok3
+"
+        ),
+    );
+    let r = lxcform(&["apply", &file, "--jobs", "2"]).code(1);
+    assert!(
+        r.stdout
+            .contains("Apply: 3 changed, 0 ok, 1 failed, 2 skipped"),
+        "{r:#?}"
+    );
+    let failed_line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("impossible") && l.contains("failed"))
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert!(
+        failed_line.contains("template \"no-such-template\" not found"),
+        "{failed_line}"
+    );
+    for (name, state) in [
+        ("ok1", "RUNNING"),
+        ("ok2", "STOPPED"),
+        ("ok3", "RUNNING"),
+        ("impossible", "ABSENT"),
+        ("never-made", "ABSENT"),
+    ] {
+        assert_eq!(TempDir::lxc_state(&lxc, name), state, "{name}");
+    }
+    assert!(
+        !Path::new(&lxc).join("impossible").exists(),
+        "a failed create leaves nothing"
+    );
+
+    let s: Summary = lxcform(&["apply", &file, "--json"]).code(1).json();
+    assert_eq!((s.ok, s.failed, s.skipped), (3, 1, 2), "{s:#?}");
+    let skipped = s.of("never-made");
+    assert_eq!(skipped.status, Status::Skipped);
+    assert_eq!(
+        skipped.error.as_deref(),
+        Some("skipped: waits for impossible")
+    );
+}
+
+#[test]
+fn a_clone_waits_for_its_origin() {
+    if skip_live() {
+        return;
+    }
+    let dir = TempDir::new("clone");
+    let lxc = dir.sub("lxc");
+    // The clone's entry comes first, and more jobs than entries are allowed: only the wait
+    // keeps it from being created from the template before base is cloned into it.
+    let file = dir.manifest(
+        "m.yml",
+        &format!(
+            "defaults:
+  template: busybox
+  lxc_path: {lxc}
+  container_config: [lxc.net.0.type=empty]
+containers:
+  - name: web
+    container_config: [lxc.tty.max=3]
+  - name: base
+    state: stopped
+    container_command: echo made-in-base > /marker
+    clone_name: web
+  - name: other
+"
+        ),
+    );
+    let plan: Plan = lxcform(&["plan", &file, "--json"]).code(3).json();
+    assert_eq!(plan.containers[0].waits_for, ["base"]);
+    assert!(plan.containers[0].predicted);
+
+    let s: Summary = lxcform(&["apply", &file, "--json", "--jobs", "4"])
+        .code(0)
+        .json();
+    assert_eq!((s.changed, s.failed), (3, 0), "{s:#?}");
+    let marker = Path::new(&lxc).join("web/rootfs/marker");
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap_or_else(|e| panic!("{}: {e}; {s:#?}", marker.display())),
+        "made-in-base\n"
+    );
+    assert_eq!(TempDir::lxc_state(&lxc, "web"), "RUNNING");
+    assert_eq!(TempDir::lxc_state(&lxc, "base"), "STOPPED");
+    let config = fs::read_to_string(Path::new(&lxc).join("web/config")).unwrap();
+    assert!(config.contains("lxc.tty.max = 3"), "{config}");
+}

@@ -1,0 +1,395 @@
+//! Converging a manifest: entries run N at a time, each in a child process, because liblxc
+//! forks (see DESIGN.md). The parent plans each entry first and spawns a child only for
+//! entries with something to do; a child validates its options again, runs
+//! [`ensure`](crate::ensure) and writes a [`Report`] as JSON on its stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Entry, Manifest, Scheduler};
+use crate::facts::CommandResult;
+use crate::spec::SpecArgs;
+use crate::{Error, Options, Outcome};
+
+/// What a child process reports on its stdout, as one JSON object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Whether the container was made what the entry declares.
+    pub ok: bool,
+    /// Whether anything changed.
+    pub changed: bool,
+    /// The steps run.
+    pub steps: Vec<String>,
+    /// The container's state afterwards (`running`, `stopped`, `frozen`, `absent`; empty
+    /// when unknown).
+    pub state: String,
+    /// Notes for the user.
+    pub warnings: Vec<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// liblxc's log lines about the failure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+    /// What `container_command` did, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandResult>,
+}
+
+impl Report {
+    fn of(result: Result<Outcome, Error>) -> Report {
+        match result {
+            Ok(o) => Report {
+                ok: true,
+                changed: o.changed,
+                steps: o.steps.iter().map(ToString::to_string).collect(),
+                state: o.facts.state.to_string(),
+                warnings: o.warnings,
+                ..Report::default()
+            },
+            Err(e) => Report {
+                error: Some(e.to_string()),
+                log: e.log().to_vec(),
+                command: e.command().cloned(),
+                ..Report::default()
+            },
+        }
+    }
+
+    fn failed(error: String) -> Report {
+        Report {
+            error: Some(error),
+            ..Report::default()
+        }
+    }
+}
+
+/// The child's side: converges the container whose options (an entry's
+/// [`Entry::args`]) are given as JSON.
+pub fn converge(args: &[u8]) -> Report {
+    let spec = match serde_json::from_slice::<SpecArgs>(args) {
+        Ok(a) => a.validate(),
+        Err(e) => return Report::failed(format!("invalid options from the parent: {e}")),
+    };
+    Report::of(
+        spec.map_err(Error::from)
+            .and_then(|s| crate::ensure(&s, Options::default())),
+    )
+}
+
+/// How an entry ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Already as declared; nothing changed.
+    Ok,
+    /// Made as declared; something changed.
+    Changed,
+    /// Could not be made as declared.
+    Failed,
+    /// Not run, because an entry it waits for failed.
+    Skipped,
+}
+
+/// The result of one entry. As JSON: `{"name", "lxc_path", "line", "status":
+/// "ok"|"changed"|"failed"|"skipped", "steps", "state", "warnings", "error"?, "log"?,
+/// "command"?, "seconds"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryResult {
+    /// Container name.
+    pub name: String,
+    /// Where it lives.
+    pub lxc_path: PathBuf,
+    /// Line of its entry in the manifest.
+    pub line: u64,
+    /// How it ended.
+    pub status: Status,
+    /// The child's report (for skipped entries: why in `error`).
+    #[serde(flatten)]
+    pub report: Report,
+    /// Wall time of the entry, in seconds.
+    pub seconds: f64,
+}
+
+/// The result of a run. As JSON: `{"ok", "changed", "failed", "skipped", "seconds",
+/// "containers": [EntryResult]}`, containers in file order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplySummary {
+    /// Entries already as declared.
+    pub ok: usize,
+    /// Entries that changed.
+    pub changed: usize,
+    /// Entries that failed.
+    pub failed: usize,
+    /// Entries not run because something they wait for failed.
+    pub skipped: usize,
+    /// Wall time of the run, in seconds.
+    pub seconds: f64,
+    /// Every entry, in file order.
+    pub containers: Vec<EntryResult>,
+}
+
+/// What happens during a run, for progress display.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Entry `index` started in a child process; the steps planned for it.
+    Started {
+        /// The entry.
+        index: usize,
+        /// Its planned steps.
+        steps: &'a [String],
+    },
+    /// Entry `index` ended (also for entries found unchanged and for skipped ones).
+    Finished {
+        /// The entry.
+        index: usize,
+        /// How.
+        result: &'a EntryResult,
+    },
+    /// Nothing ended for a while (every 100 ms), to redraw timers.
+    Tick,
+}
+
+fn result_of(e: &Entry, report: Report, started: Instant) -> EntryResult {
+    let status = match (report.ok, report.changed) {
+        (false, _) => Status::Failed,
+        (true, true) => Status::Changed,
+        (true, false) => Status::Ok,
+    };
+    EntryResult {
+        name: e.spec.name.clone(),
+        lxc_path: e.spec.lxc_path.clone(),
+        line: e.at.line,
+        status,
+        report,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn report_of(output: std::io::Result<Output>) -> Report {
+    let out = match output {
+        Ok(o) => o,
+        Err(e) => return Report::failed(format!("cannot wait for the child process: {e}")),
+    };
+    // The report is the last line: anything printed before it (by liblxc, say) is not.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().rev().find(|l| !l.trim().is_empty());
+    match last.map(serde_json::from_str::<Report>) {
+        Some(Ok(r)) => r,
+        _ => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            Report::failed(format!(
+                "the child process ended with {} and no report: {}",
+                out.status,
+                tail.join(" | ")
+            ))
+        }
+    }
+}
+
+/// Starts the child for entry `index`; its result arrives on `tx`.
+fn spawn(
+    child: &dyn Fn() -> Command,
+    e: &Entry,
+    index: usize,
+    tx: mpsc::Sender<(usize, Report)>,
+) -> Result<(), String> {
+    let mut cmd = child();
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut proc = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start a child process: {e}"))?;
+    let input = serde_json::to_vec(&e.args).unwrap_or_default();
+    if let Some(mut stdin) = proc.stdin.take() {
+        stdin
+            .write_all(&input)
+            .map_err(|e| format!("cannot write to the child process: {e}"))?;
+    }
+    thread::spawn(move || {
+        let _ = tx.send((index, report_of(proc.wait_with_output())));
+    });
+    Ok(())
+}
+
+/// Records an entry's end, and skips the entries that waited for it if it failed.
+fn finish(
+    entries: &[Entry],
+    i: usize,
+    report: Report,
+    at: Instant,
+    sched: &mut Scheduler,
+    results: &mut [Option<EntryResult>],
+    on_event: &mut dyn FnMut(Event<'_>),
+) {
+    let r = result_of(&entries[i], report, at);
+    let skipped = sched.finish(i, r.status != Status::Failed);
+    on_event(Event::Finished {
+        index: i,
+        result: &r,
+    });
+    results[i] = Some(r);
+    for j in skipped {
+        let waited: Vec<&str> = sched
+            .waits(j)
+            .iter()
+            .map(|&w| entries[w].spec.name.as_str())
+            .collect();
+        let report = Report::failed(format!("skipped: waits for {}", waited.join(", ")));
+        let r = EntryResult {
+            status: Status::Skipped,
+            ..result_of(&entries[j], report, Instant::now())
+        };
+        on_event(Event::Finished {
+            index: j,
+            result: &r,
+        });
+        results[j] = Some(r);
+    }
+}
+
+/// Converges every entry, at most `jobs` children at a time, entries waiting for those they
+/// depend on. `child` makes the command of a child process: one that reads an entry's
+/// [`Entry::args`] on stdin, calls [`converge`] and prints its [`Report`] as JSON. A failure
+/// does not stop the other entries; entries waiting for a failed one are skipped.
+pub fn apply(
+    manifest: &Manifest,
+    jobs: usize,
+    child: &dyn Fn() -> Command,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> ApplySummary {
+    let run_started = Instant::now();
+    let entries = &manifest.entries;
+    let mut sched = Scheduler::new(entries.iter().map(|e| e.waits_for.clone()).collect());
+    let mut results: Vec<Option<EntryResult>> = vec![None; entries.len()];
+    let mut started: Vec<Option<Instant>> = vec![None; entries.len()];
+    let (tx, rx) = mpsc::channel::<(usize, Report)>();
+    let mut running = 0usize;
+    let jobs = jobs.max(1);
+
+    while !sched.is_done() {
+        while running < jobs {
+            let Some(i) = sched.next() else { break };
+            let e = &entries[i];
+            let at = Instant::now();
+            started[i] = Some(at);
+            // The parent's own look finds what is already as declared without a child.
+            let looked = crate::execute::observe_spec(&e.spec)
+                .ok()
+                .and_then(|o| crate::plan(&e.spec, &o).ok());
+            let steps: Vec<String> = match looked {
+                Some(p) if !p.changed() => {
+                    let report = Report {
+                        ok: true,
+                        state: p.after.state.to_string(),
+                        warnings: e.spec.warnings.iter().chain(&p.warnings).cloned().collect(),
+                        ..Report::default()
+                    };
+                    finish(entries, i, report, at, &mut sched, &mut results, on_event);
+                    continue;
+                }
+                Some(p) => p
+                    .steps
+                    .iter()
+                    .chain(p.clone_plan.as_deref().map_or(&[][..], |s| &s.steps))
+                    .map(ToString::to_string)
+                    .collect(),
+                // The child reports what went wrong.
+                None => Vec::new(),
+            };
+            match spawn(child, e, i, tx.clone()) {
+                Ok(()) => {
+                    running += 1;
+                    on_event(Event::Started {
+                        index: i,
+                        steps: &steps,
+                    });
+                }
+                Err(msg) => finish(
+                    entries,
+                    i,
+                    Report::failed(msg),
+                    at,
+                    &mut sched,
+                    &mut results,
+                    on_event,
+                ),
+            }
+        }
+        if running == 0 {
+            continue;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((i, report)) => {
+                running -= 1;
+                let at = started[i].unwrap_or_else(Instant::now);
+                finish(entries, i, report, at, &mut sched, &mut results, on_event);
+            }
+            Err(_) => on_event(Event::Tick),
+        }
+    }
+    let containers: Vec<EntryResult> = results.into_iter().flatten().collect();
+    let count = |s: Status| containers.iter().filter(|r| r.status == s).count();
+    ApplySummary {
+        ok: count(Status::Ok),
+        changed: count(Status::Changed),
+        failed: count(Status::Failed),
+        skipped: count(Status::Skipped),
+        seconds: run_started.elapsed().as_secs_f64(),
+        containers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_round_trips_through_json() {
+        let r = Report {
+            ok: false,
+            error: Some("boom".into()),
+            log: vec!["ERROR x".into()],
+            command: Some(CommandResult {
+                rc: 3,
+                stdout: "o".into(),
+                stderr: "e".into(),
+            }),
+            ..Report::default()
+        };
+        let back: Report = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn bad_input_from_the_parent_is_a_failed_report() {
+        let r = converge(b"{\"nme\": 1}");
+        assert!(!r.ok);
+        assert!(r.error.unwrap().contains("unknown field"));
+        let r = converge(b"{\"lxc_path\": \"/tmp/x\"}");
+        assert_eq!(r.error.as_deref(), Some("missing required option: name"));
+    }
+
+    #[test]
+    fn a_child_without_a_report_is_a_failure_quoting_its_stderr() {
+        let out = Command::new("sh")
+            .args(["-c", "echo oops >&2; exit 7"])
+            .output();
+        let r = report_of(out);
+        assert!(!r.ok);
+        let msg = r.error.unwrap();
+        assert!(
+            msg.contains("exit status: 7") && msg.contains("oops"),
+            "{msg}"
+        );
+    }
+}
