@@ -116,8 +116,19 @@ pub fn list(lxc_path: &Path) -> Result<Vec<Facts>, Error> {
 /// clone it names, then executed.
 pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> {
     let log_mark = liblxc::log_mark();
-    let c = open(&spec.name, &spec.lxc_path)?;
-    let first = plan(spec, &observe_with(&c, spec)?)?;
+    let mut c = open(&spec.name, &spec.lxc_path)?;
+    let first = match plan(spec, &observe_with(&c, spec)?) {
+        Ok(first) => first,
+        Err(e) => {
+            // A directory without a config is also what a container looks like while another
+            // run creates or destroys it under its lock: wait for such a run, then look again.
+            if !wait_for_other_runs(spec)? {
+                return Err(e.into());
+            }
+            c = open(&spec.name, &spec.lxc_path)?;
+            plan(spec, &observe_with(&c, spec)?)?
+        }
+    };
     preflight(spec, &first)?;
     if let Some(sub) = &first.clone_plan {
         preflight(spec, sub)?;
@@ -159,6 +170,24 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         });
     }
     Ok(outcome(spec, plan, command, options, facts))
+}
+
+/// Waits for runs that hold the lock of the spec's container or clone; returns whether any
+/// lock file was there to wait on.
+fn wait_for_other_runs(spec: &ContainerSpec) -> Result<bool, Error> {
+    let mut names = vec![spec.name.as_str()];
+    names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
+    let mut any = false;
+    for name in names {
+        any |=
+            ContainerLock::wait_for_holder(&spec.lxc_path, name).map_err(|source| Error::Io {
+                container: spec.name.clone(),
+                what: "lock",
+                path: spec.lxc_path.join(crate::lock::LOCK_DIR),
+                source,
+            })?;
+    }
+    Ok(any)
 }
 
 fn outcome(

@@ -43,6 +43,17 @@ impl ContainerLock {
             .collect()
     }
 
+    /// Waits until no run holds the lock on `name`, if its lock file exists; creates nothing.
+    /// Returns whether the lock file existed (whether a run may have been at work on `name`).
+    pub fn wait_for_holder(lxc_path: &Path, name: &str) -> std::io::Result<bool> {
+        let path = lxc_path.join(LOCK_DIR).join(format!("{name}.lock"));
+        match File::open(&path) {
+            Ok(file) => crate::liblxc::sys::lock_exclusive(&file).map(|()| true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -62,6 +73,13 @@ mod tests {
         assert!(!try_lock_exclusive(&other), "the lock is held");
         drop(first);
         assert!(try_lock_exclusive(&other), "released on drop");
+        drop(other);
+        assert!(ContainerLock::wait_for_holder(&dir, "c1").unwrap());
+        assert!(!ContainerLock::wait_for_holder(&dir, "c2").unwrap());
+        assert!(
+            !dir.join(LOCK_DIR).join("c2.lock").exists(),
+            "waiting creates nothing"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }
