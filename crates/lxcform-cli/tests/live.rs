@@ -310,6 +310,8 @@ fn facts_report_the_ipv4_address_of_a_running_container() {
             "busybox",
             "--config-line=lxc.net.0.type=veth",
             "--config-line=lxc.net.0.link=lxcbr0",
+            // Not busybox's init: its rcS runs udhcpc, which deconfigures eth0 (racing facts).
+            "--config-line=lxc.init.cmd=/bin/sleep 3600",
             &format!("--config-line=lxc.net.0.ipv4.address={ip}/24"),
         ],
     );
@@ -586,30 +588,39 @@ fn concurrent_ensures_of_one_container_take_turns() {
         return;
     }
     let lxc = TempLxcPath::new("concurrent");
-    let name = unique("concurrent");
-    let runs: Vec<common::Run> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|_| s.spawn(|| lxc.ensure_run(&name, &["-t", "busybox", NO_NET])))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("runner thread"))
-            .collect()
-    });
-    let outcomes: Vec<common::Outcome> = runs.iter().map(|r| r.clone().ok().json()).collect();
-    let creators = outcomes
-        .iter()
-        .filter(|o| o.steps.iter().any(|s| s == CREATE))
-        .count();
-    assert_eq!(creators, 1, "exactly one run creates: {outcomes:#?}");
-    for o in &outcomes {
-        if !o.steps.iter().any(|s| s == CREATE) {
-            assert!(!o.changed, "the others find it done: {o:?}");
+    // Several rounds: a run that looks while another is half-way through create (directory
+    // there, config not yet) must wait for it, not fail; the window is narrow.
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let name = unique("concurrent");
+        let runs: Vec<common::Run> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..5)
+                .map(|_| s.spawn(|| lxc.ensure_run(&name, &["-t", "busybox", NO_NET])))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("runner thread"))
+                .collect()
+        });
+        let outcomes: Vec<common::Outcome> = runs.iter().map(|r| r.clone().ok().json()).collect();
+        let creators = outcomes
+            .iter()
+            .filter(|o| o.steps.iter().any(|s| s == CREATE))
+            .count();
+        assert_eq!(creators, 1, "exactly one run creates: {outcomes:#?}");
+        for o in &outcomes {
+            if !o.steps.iter().any(|s| s == CREATE) {
+                assert!(!o.changed, "the others find it done: {o:?}");
+            }
+            assert_eq!(o.facts.state, State::Running);
         }
-        assert_eq!(o.facts.state, State::Running);
+        assert_eq!(lxc.lxc_state(&name), "RUNNING");
+        names.push(name);
     }
-    assert_eq!(lxc.lxc_state(&name), "RUNNING");
-    assert_eq!(lxc.lxc_ls(), [name]);
+    let mut listed = lxc.lxc_ls();
+    listed.sort();
+    names.sort();
+    assert_eq!(listed, names);
 }
 
 #[test]
