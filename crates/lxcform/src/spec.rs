@@ -19,7 +19,8 @@ pub enum SpecError {
     #[error("missing required option: {0}")]
     Missing(&'static str),
     /// A value outside the option's choices.
-    #[error("value of {option} must be one of: {}, got: {value}", choices.join(", "))]
+    // The value is escaped: control characters in it never reach a terminal.
+    #[error("value of {option} must be one of: {}, got: {}", choices.join(", "), value.escape_debug())]
     Choice {
         /// The option.
         option: &'static str,
@@ -691,6 +692,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("backing_store"));
+    }
+
+    #[test]
+    fn choice_errors_escape_control_characters() {
+        let mut a = args("c");
+        a.state = Some("run\x1b[2J".into());
+        assert!(a.validate().unwrap_err().to_string().ends_with("got: run\\u{1b}[2J"));
     }
 
     #[test]

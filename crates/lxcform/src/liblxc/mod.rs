@@ -109,7 +109,7 @@ impl fmt::Display for Op {
 
 /// A failed liblxc call.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("cannot {op} container {container:?}: {detail}")]
+#[error("cannot {op} {}{container:?}: {detail}", if *op == Op::List { "" } else { "container " })]
 pub struct LxcError {
     /// The container the call was about (or the lxc_path for [`Op::List`]).
     pub container: String,
