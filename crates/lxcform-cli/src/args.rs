@@ -32,6 +32,10 @@ pub enum Command {
     },
     /// Clone an existing container; the origin keeps its state, the clone is left stopped.
     Clone(CloneArgs),
+    /// Write an archive of a container (config and root filesystem), consistent and atomic.
+    Archive(crate::archive_cmd::ArchiveArgs),
+    /// Create a container from an archive, on any backing store.
+    Restore(crate::archive_cmd::RestoreArgs),
     /// List the containers of an lxc_path with their facts.
     List {
         /// Where containers live (default: liblxc's lxc.lxcpath).

@@ -5,6 +5,7 @@
 //! `apply --detailed-exitcode` when something changed).
 
 mod apply;
+mod archive_cmd;
 mod args;
 mod paint;
 mod plan;
@@ -97,6 +98,8 @@ fn run(command: Command, json: bool) -> Result<(), Error> {
         Command::Plan(_) | Command::Apply(_) | Command::Converge => {
             unreachable!("manifest commands are dispatched in main")
         }
+        Command::Archive(a) => archive_cmd::archive(a, json)?,
+        Command::Restore(a) => archive_cmd::restore(a, json)?,
         Command::List { lxc_path } => {
             let all = lxcform::list(&args::lxc_path(lxc_path))?;
             if json {

@@ -18,6 +18,9 @@ pub enum Error {
     /// A liblxc call failed.
     #[error(transparent)]
     Lxc(#[from] LxcError),
+    /// Writing or restoring an archive failed.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// A file operation failed.
     #[error("container {container:?}: cannot {what} {}: {source}", path.display())]
     Io {

@@ -23,6 +23,7 @@
 //! liblxc forks in `start`, `create`, `clone` and `attach`: drive it from a single-threaded
 //! process (the binaries are; tests run them as processes).
 
+pub mod archive;
 pub mod clone;
 pub mod config_file;
 pub mod error;

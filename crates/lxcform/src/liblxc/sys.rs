@@ -1,9 +1,9 @@
 //! The few host system calls lxcform makes outside liblxc, kept here so that all `unsafe` code
 //! lives in this module.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -110,4 +110,289 @@ impl Drop for DeferSignals {
             unsafe { libc::raise(sig) };
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files, extended attributes and directory-relative calls, for archives: reading a tree
+// without following symlinks, and extracting one without ever resolving a path through a
+// symlink that the archive itself created.
+
+fn path_c(path: &Path) -> std::io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+fn bytes_c(bytes: &[u8]) -> std::io::Result<CString> {
+    CString::new(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+fn check(rc: libc::c_int) -> std::io::Result<()> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Calls a size-probing xattr function (`f(buf, len)` returns the needed or written length)
+/// until the buffer is large enough; the value may grow between the two calls.
+fn sized_call(mut f: impl FnMut(*mut libc::c_void, usize) -> isize) -> std::io::Result<Vec<u8>> {
+    loop {
+        let need = f(std::ptr::null_mut(), 0);
+        if need < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if need == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; need as usize];
+        let got = f(buf.as_mut_ptr().cast(), buf.len());
+        if got >= 0 {
+            buf.truncate(got as usize);
+            return Ok(buf);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::ERANGE) {
+            return Err(err);
+        }
+    }
+}
+
+/// The names of the extended attributes of `path` itself (a symlink is not followed).
+pub fn xattr_names(path: &Path) -> std::io::Result<Vec<Vec<u8>>> {
+    let c = path_c(path)?;
+    let list = sized_call(|buf, len| {
+        // SAFETY: `c` is NUL-terminated; `buf` is NULL with len 0 (size probe) or points to
+        // `len` writable bytes.
+        unsafe { libc::llistxattr(c.as_ptr(), buf.cast(), len) }
+    });
+    match list {
+        Ok(list) => Ok(list
+            .split(|&b| b == 0)
+            .filter(|n| !n.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()),
+        // Filesystems without xattr support have none.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The value of extended attribute `name` of `path` itself (a symlink is not followed).
+pub fn xattr_get(path: &Path, name: &[u8]) -> std::io::Result<Vec<u8>> {
+    let c = path_c(path)?;
+    let n = bytes_c(name)?;
+    sized_call(|buf, len| {
+        // SAFETY: both strings are NUL-terminated; `buf` is NULL with len 0 or points to `len`
+        // writable bytes.
+        unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf, len) }
+    })
+}
+
+/// Sets extended attribute `name` of entry `name_in_dir` of the directory `dir`, without
+/// following it if it is a symlink.
+pub fn xattr_set_at(
+    dir: BorrowedFd<'_>,
+    name_in_dir: &OsStr,
+    name: &[u8],
+    value: &[u8],
+) -> std::io::Result<()> {
+    // No *xattrat call exists before Linux 6.13: go through the directory's descriptor, so the
+    // directory is the one already opened without following symlinks.
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name_in_dir.as_bytes());
+    let c = bytes_c(&path)?;
+    let n = bytes_c(name)?;
+    // SAFETY: both strings are NUL-terminated; `value` is valid for its length.
+    check(unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    })
+}
+
+fn seek(file: &File, from: u64, whence: libc::c_int) -> std::io::Result<Option<u64>> {
+    // SAFETY: `file` is open for the duration of the call; lseek has no memory arguments.
+    let off = unsafe { libc::lseek(file.as_raw_fd(), from as libc::off_t, whence) };
+    if off < 0 {
+        let err = std::io::Error::last_os_error();
+        // ENXIO: no data (or no hole) at or after `from`.
+        if err.raw_os_error() == Some(libc::ENXIO) {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    Ok(Some(off as u64))
+}
+
+/// The start of the first data region at or after `from` (`SEEK_DATA`); `None` past the last.
+pub fn seek_data(file: &File, from: u64) -> std::io::Result<Option<u64>> {
+    seek(file, from, libc::SEEK_DATA)
+}
+
+/// The start of the first hole at or after `from` (`SEEK_HOLE`); the end of file counts as one.
+pub fn seek_hole(file: &File, from: u64) -> std::io::Result<Option<u64>> {
+    seek(file, from, libc::SEEK_HOLE)
+}
+
+/// Opens directory `name` in `dir` for use as the base of further `*_at` calls, refusing a
+/// symlink.
+pub fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<OwnedFd> {
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated and `dir` is open for the call.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Creates directory `name` in `dir`.
+pub fn mkdir_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> std::io::Result<()> {
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated and `dir` is open for the call.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), n.as_ptr(), mode as libc::mode_t) })
+}
+
+/// Creates a new regular file `name` in `dir` for writing; fails if anything is there.
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> std::io::Result<File> {
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated, `dir` is open for the call, and the mode is passed as
+    // the variadic argument O_CREAT requires.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Creates symlink `name` in `dir` pointing to `target`.
+pub fn symlink_at(target: &[u8], dir: BorrowedFd<'_>, name: &OsStr) -> std::io::Result<()> {
+    let t = bytes_c(target)?;
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: both strings are NUL-terminated and `dir` is open for the call.
+    check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) })
+}
+
+/// Makes `new_name` in `new_dir` a hard link to `old_name` in `old_dir` (never following a
+/// symlink at `old_name`).
+pub fn hard_link_at(
+    old_dir: BorrowedFd<'_>,
+    old_name: &OsStr,
+    new_dir: BorrowedFd<'_>,
+    new_name: &OsStr,
+) -> std::io::Result<()> {
+    let o = bytes_c(old_name.as_bytes())?;
+    let n = bytes_c(new_name.as_bytes())?;
+    // SAFETY: both strings are NUL-terminated and both descriptors are open for the call.
+    check(unsafe {
+        libc::linkat(
+            old_dir.as_raw_fd(),
+            o.as_ptr(),
+            new_dir.as_raw_fd(),
+            n.as_ptr(),
+            0,
+        )
+    })
+}
+
+/// Creates a device node or FIFO `name` in `dir`; `mode` includes the file type bits.
+pub fn mknod_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, dev: u64) -> std::io::Result<()> {
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated and `dir` is open for the call.
+    check(unsafe {
+        libc::mknodat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            mode as libc::mode_t,
+            dev as libc::dev_t,
+        )
+    })
+}
+
+/// Removes `name` from `dir` (a directory when `is_dir`; it must be empty).
+pub fn unlink_at(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> std::io::Result<()> {
+    let n = bytes_c(name.as_bytes())?;
+    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `n` is NUL-terminated and `dir` is open for the call.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), n.as_ptr(), flags) })
+}
+
+/// Sets the owner of `name` in `dir` itself (a symlink is not followed).
+pub fn chown_at(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> std::io::Result<()> {
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated and `dir` is open for the call.
+    check(unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// Sets the mode (permission, setuid, setgid and sticky bits) of `name` in `dir`, which must
+/// not be a symlink.
+pub fn chmod_at(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> std::io::Result<()> {
+    let n = bytes_c(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated and `dir` is open for the call.
+    check(unsafe { libc::fchmodat(dir.as_raw_fd(), n.as_ptr(), mode as libc::mode_t, 0) })
+}
+
+/// Sets the access and modification times of `name` in `dir` itself (a symlink is not
+/// followed) to `secs`.`nanos` since the epoch.
+pub fn set_times_at(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    secs: i64,
+    nanos: u32,
+) -> std::io::Result<()> {
+    let n = bytes_c(name.as_bytes())?;
+    let t = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nanos as _,
+    };
+    let times = [t, t];
+    // SAFETY: `n` is NUL-terminated, `dir` is open and `times` holds the two timespecs
+    // utimensat reads.
+    check(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            n.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// The device number of `major`:`minor`.
+pub fn makedev(major: u32, minor: u32) -> u64 {
+    libc::makedev(major, minor)
+}
+
+/// The major and minor numbers of device number `dev`.
+pub fn dev_parts(dev: u64) -> (u32, u32) {
+    (libc::major(dev), libc::minor(dev))
 }
