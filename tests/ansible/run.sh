@@ -11,12 +11,13 @@
 # library/ directory, a collection's plugins/modules/). Ends with "N passed, M failed" and
 # exits non-zero when anything failed.
 #
-# LXCFORM_ANSIBLE_PENDING=1 also runs examples_clone_archive.yml (clone and archive examples).
+# LXCFORM_ANSIBLE_PENDING=1 also runs examples_clone_archive.yml (the archive examples).
+# LXCFORM_VENV=DIR uses another virtualenv; KEEP=1 keeps the work dir (logs) under /tmp.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-venv="$repo/.venv"
+venv="${LXCFORM_VENV:-$repo/.venv}"
 forks=3
 
 die() { echo "run.sh: $*" >&2; exit 2; }
