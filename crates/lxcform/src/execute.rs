@@ -159,7 +159,7 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         result = run_steps(&on_clone, &sub.steps, &open(&clone.name, &spec.lxc_path)?);
     }
     if spec.container_log.is_some() {
-        write_container_log(&spec.name, log_mark);
+        write_container_log(&spec.name, &plan, &result, log_mark);
     }
     let command = result?;
     let facts = facts_of(&c);
@@ -399,21 +399,36 @@ fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
     Ok(result?)
 }
 
-/// Appends liblxc's log of this run to /var/log/lxc/lxc-NAME.log, as the module's
-/// `container_log` does (best effort: a log that cannot be written fails nothing).
-fn write_container_log(name: &str, mark: liblxc::LogMark) {
+/// Appends what this run did — its steps, its outcome and liblxc's log lines — to
+/// /var/log/lxc/lxc-NAME.log, as the module's `container_log` does (best effort: a log that
+/// cannot be written fails nothing).
+fn write_container_log(
+    name: &str,
+    plan: &Plan,
+    result: &Result<Option<CommandResult>, Error>,
+    mark: liblxc::LogMark,
+) {
     let dir = Path::new("/var/log/lxc");
-    let lines = mark.lines();
-    if lines.is_empty() || fs::create_dir_all(dir).is_err() {
+    if fs::create_dir_all(dir).is_err() {
         return;
     }
-    if let Ok(mut f) = fs::OpenOptions::new()
+    let Ok(mut f) = fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join(format!("lxc-{name}.log")))
-    {
-        for line in lines {
-            let _ = writeln!(f, "{line}");
-        }
+    else {
+        return;
+    };
+    let when = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let steps: Vec<String> = plan.steps.iter().map(ToString::to_string).collect();
+    let status = match result {
+        Ok(_) => "ok".to_string(),
+        Err(e) => format!("failed: {e}"),
+    };
+    let _ = writeln!(f, "lxcform {when} {name}: {}: {status}", steps.join(", "));
+    for line in mark.lines() {
+        let _ = writeln!(f, "{line}");
     }
 }
