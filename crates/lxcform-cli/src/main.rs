@@ -25,6 +25,7 @@ const FAILED: u8 = 1;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    lxcform::liblxc::sys::default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -78,7 +79,7 @@ fn run(command: Command, json: bool) -> Result<(), Error> {
                 diff: false,
             };
             let spec = a.into_spec_args().validate()?;
-            if lxcform::observe(&spec.name, &spec.lxc_path)?.state == lxcform::Current::Absent {
+            if !lxcform::exists(&spec.name, &spec.lxc_path)? {
                 return Err(Error::NotFound {
                     container: spec.name,
                     lxc_path: spec.lxc_path,

@@ -68,9 +68,11 @@ fn observe_container(c: &Container) -> Result<Observed, Error> {
         path,
         source,
     })?;
-    let store = c
-        .get_config_item("lxc.rootfs.path")?
-        .map(|r| Store::from_rootfs(&r));
+    // From the file, not liblxc: liblxc reports lxc.rootfs.path without its store prefix.
+    let store = config
+        .get("lxc.rootfs.path")
+        .last()
+        .map(|r| Store::from_rootfs(r));
     Ok(Observed {
         state: Current::from_lxc(c.state()),
         config,
@@ -94,6 +96,11 @@ fn facts_of(c: &Container) -> Facts {
         interfaces: if running { c.interfaces() } else { Vec::new() },
         ips: if running { c.ips() } else { Vec::new() },
     }
+}
+
+/// Whether container `name` exists in `lxc_path` (a stat, nothing more).
+pub fn exists(name: &str, lxc_path: &Path) -> Result<bool, Error> {
+    Ok(open(name, lxc_path)?.is_defined())
 }
 
 /// The facts of container `name` in `lxc_path` (state `absent` when it does not exist).
@@ -150,7 +157,8 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
     let c = open(&spec.name, &spec.lxc_path)?;
     let plan = plan(spec, &observe_with(&c, spec)?)?;
     let mut result = run_steps(spec, &plan.steps, &c);
-    if let (Ok(_), Some(sub), Some(clone)) = (&result, &plan.clone_plan, &spec.clone) {
+    let clone_steps = plan.clone_plan.as_ref().filter(|sub| !sub.steps.is_empty());
+    if let (Ok(_), Some(sub), Some(clone)) = (&result, clone_steps, &spec.clone) {
         let on_clone = ContainerSpec {
             name: clone.name.clone(),
             clone: None,

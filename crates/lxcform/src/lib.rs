@@ -37,7 +37,7 @@ pub mod spec;
 pub mod store;
 
 pub use error::Error;
-pub use execute::{ensure, facts, list, observe, observe_spec, Options};
+pub use execute::{ensure, exists, facts, list, observe, observe_spec, Options};
 pub use facts::{CommandResult, Diff, Facts, Outcome};
 pub use plan::{plan, Current, Observed, Plan, Step};
 pub use spec::{ContainerSpec, DesiredState, SpecArgs, SpecError};

@@ -304,7 +304,8 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
         steps.push(Step::Create);
         cur = Current::Stopped;
     } else if let Some(have) = observed.store {
-        if spec.storage.given && have != spec.storage.store {
+        // With clone_name, backing_store is the clone's store.
+        if spec.storage.given && spec.clone.is_none() && have != spec.storage.store {
             warnings.push(format!(
                 "{} exists on backing store {have}; backing_store {} applies only when creating",
                 spec.name, spec.storage.store

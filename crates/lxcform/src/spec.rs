@@ -698,7 +698,11 @@ mod tests {
     fn choice_errors_escape_control_characters() {
         let mut a = args("c");
         a.state = Some("run\x1b[2J".into());
-        assert!(a.validate().unwrap_err().to_string().ends_with("got: run\\u{1b}[2J"));
+        assert!(a
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .ends_with("got: run\\u{1b}[2J"));
     }
 
     #[test]

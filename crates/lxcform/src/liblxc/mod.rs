@@ -747,11 +747,13 @@ impl Container {
             .bdevtype
             .map(|b| self.cstr(op, "backing store", b))
             .transpose()?;
-        let flags = if args.snapshot {
-            lxc_sys::LXC_CLONE_SNAPSHOT as c_int
-        } else {
-            0
-        };
+        let mut flags = 0;
+        if args.snapshot {
+            flags |= lxc_sys::LXC_CLONE_SNAPSHOT as c_int;
+        }
+        if args.allow_running {
+            flags |= lxc_sys::LXC_CLONE_ALLOW_RUNNING as c_int;
+        }
         let f = unsafe_fn(self, op, "clone", |c| c.clone)?;
         let mark = log::mark();
         // SAFETY: live container; all strings outlive the call; NULL pointers select liblxc's

@@ -396,3 +396,10 @@ pub fn makedev(major: u32, minor: u32) -> u64 {
 pub fn dev_parts(dev: u64) -> (u32, u32) {
     (libc::major(dev), libc::minor(dev))
 }
+
+/// Restores the default action of SIGPIPE, so that a command line tool writing into a closed
+/// pipe (`lxcform list | head`) ends quietly instead of failing on every write.
+pub fn default_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
