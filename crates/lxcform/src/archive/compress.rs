@@ -64,10 +64,31 @@ impl Sink {
         })
     }
 
-    /// Hands over the next block.
-    pub fn send(&mut self, block: Vec<u8>) -> io::Result<()> {
-        let sent = self.tx.as_ref().map(|tx| tx.send(block).is_ok());
-        if sent == Some(true) {
+    /// Hands over the next block. While the compressors are busy, calls `waiting` every
+    /// 10 ms (to see signals and report progress while compression sets the pace); an error
+    /// from it ends the wait.
+    pub fn send(
+        &mut self,
+        block: Vec<u8>,
+        waiting: &mut dyn FnMut() -> io::Result<()>,
+    ) -> io::Result<()> {
+        use std::sync::mpsc::TrySendError;
+        let mut block = block;
+        let sent = loop {
+            let Some(tx) = self.tx.as_ref() else {
+                break false;
+            };
+            match tx.try_send(block) {
+                Ok(()) => break true,
+                Err(TrySendError::Disconnected(_)) => break false,
+                Err(TrySendError::Full(b)) => {
+                    block = b;
+                    waiting()?;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        };
+        if sent {
             return Ok(());
         }
         // The thread ended early: its error says why.
@@ -274,7 +295,7 @@ mod tests {
         let data = sample();
         let mut sink = Sink::spawn(c, HashingWriter::new(file)).unwrap();
         for chunk in data.chunks(BLOCK_SIZE / 3) {
-            sink.send(chunk.to_vec()).unwrap();
+            sink.send(chunk.to_vec(), &mut || Ok(())).unwrap();
         }
         let written = sink.finish().unwrap();
         let raw = std::fs::read(&path).unwrap();

@@ -286,3 +286,96 @@ fn write_data(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, kind: Kind) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind: Some(kind),
+            mode: 0o644,
+            uid: u64::from(std::fs::metadata("/proc/self").map_or(0, |m| {
+                use std::os::unix::fs::MetadataExt;
+                m.uid()
+            })),
+            gid: u64::from(std::fs::metadata("/proc/self").map_or(0, |m| {
+                use std::os::unix::fs::MetadataExt;
+                m.gid()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn no_data(_: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+
+    #[test]
+    fn entries_never_escape_the_root() {
+        let base = std::env::temp_dir().join(format!("lxcform-extract-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (root, outside) = (base.join("root"), base.join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        let mut x = Extractor::new(&root).unwrap();
+
+        // A symlink planted by the archive is never followed by later entries.
+        let mut link = entry("etc", Kind::Symlink);
+        link.link = outside.as_os_str().as_bytes().to_vec();
+        x.entry(&link, b"etc", None, &mut no_data).unwrap();
+        let file = entry("etc/passwd", Kind::File);
+        let err = x
+            .entry(&file, b"etc/passwd", None, &mut no_data)
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot enter"), "{err}");
+        assert!(!outside.join("passwd").exists());
+
+        // `..` is refused, for entries and for hard link targets.
+        let err = x
+            .entry(&file, b"a/../../x", None, &mut no_data)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let hard = entry("h", Kind::HardLink);
+        let err = x
+            .entry(&hard, b"h", Some(b"../outside/f"), &mut no_data)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn sparse_files_keep_their_holes_and_later_entries_win() {
+        let root = std::env::temp_dir().join(format!("lxcform-sparse-x-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let mut x = Extractor::new(&root).unwrap();
+        let mut e = entry("d/sparse", Kind::File);
+        e.size = 64 << 20;
+        e.sparse = Some(vec![(0, 3), (32 << 20, 3), (64 << 20, 0)]);
+        let mut data: &[u8] = b"abcxyz";
+        x.entry(&e, b"d/sparse", None, &mut |buf| {
+            io::Read::read(&mut data, buf)
+        })
+        .unwrap();
+        x.finish().unwrap();
+        let md = std::fs::metadata(root.join("d/sparse")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(md.len(), 64 << 20);
+        assert!(md.blocks() * 512 < 1 << 20);
+        let content = std::fs::read(root.join("d/sparse")).unwrap();
+        assert_eq!(&content[..3], b"abc");
+        assert_eq!(&content[32 << 20..(32 << 20) + 3], b"xyz");
+
+        let mut again = entry("d/sparse", Kind::File);
+        again.size = 2;
+        let mut data: &[u8] = b"hi";
+        x.entry(&again, b"d/sparse", None, &mut |buf| {
+            io::Read::read(&mut data, buf)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(root.join("d/sparse")).unwrap(), b"hi");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -288,6 +288,7 @@ fn write_deferred(
         progress: options.progress.take(),
         prefix: Vec::new(),
         overlay: false,
+        own_file: temp_inode(&temp),
     };
     let dir = c.lxc_path().join(c.name());
     tar.container_files(c, &dir, &rootfs)?;
@@ -366,9 +367,33 @@ fn rootfs_of(c: &Container) -> Result<Rootfs, Error> {
     Ok(rootfs)
 }
 
+/// Calls `progress` if the last report is 200 ms old.
+fn report(
+    progress: &mut &mut dyn FnMut(Progress),
+    last: &mut Instant,
+    start: Instant,
+    read: u64,
+    total: Option<u64>,
+) {
+    let now = Instant::now();
+    if now.duration_since(*last) < Duration::from_millis(200) {
+        return;
+    }
+    *last = now;
+    progress(Progress {
+        read,
+        total,
+        elapsed: now.duration_since(start),
+    });
+}
+
+fn temp_inode(temp: &Temp) -> Option<(u64, u64)> {
+    fs::metadata(temp.path()).ok().map(|m| (m.dev(), m.ino()))
+}
+
 fn finish(mut sink: Sink, block: Vec<u8>) -> io::Result<output::Written> {
     if !block.is_empty() {
-        sink.send(block)?;
+        sink.send(block, &mut || Ok(()))?;
     }
     sink.finish()
 }
@@ -407,6 +432,9 @@ struct TarWriter<'s, 'p> {
     /// Archive path of the walked tree's root (`NAME/rootfs`).
     prefix: Vec<u8>,
     overlay: bool,
+    /// (dev, ino) of the archive being written, never archived into itself (an archive_path
+    /// inside the rootfs).
+    own_file: Option<(u64, u64)>,
 }
 
 impl TarWriter<'_, '_> {
@@ -419,7 +447,18 @@ impl TarWriter<'_, '_> {
 
     fn flush_block(&mut self) -> io::Result<()> {
         let full = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_SIZE));
-        self.sink.send(full)
+        let (read, total, start, signals) = (self.read, self.total, self.start, self.signals);
+        let last = &mut self.last_report;
+        let progress = &mut self.progress;
+        self.sink.send(full, &mut || {
+            if signals.pending().is_some() {
+                return Err(io::Error::other(INTERRUPTED));
+            }
+            if let Some(p) = progress.as_mut() {
+                report(p, last, start, read, total);
+            }
+            Ok(())
+        })
     }
 
     /// Appends bytes to the stream.
@@ -463,19 +502,9 @@ impl TarWriter<'_, '_> {
     }
 
     fn report(&mut self) {
-        let Some(progress) = self.progress.as_mut() else {
-            return;
-        };
-        let now = Instant::now();
-        if now.duration_since(self.last_report) < Duration::from_millis(200) {
-            return;
+        if let Some(p) = self.progress.as_mut() {
+            report(p, &mut self.last_report, self.start, self.read, self.total);
         }
-        self.last_report = now;
-        progress(Progress {
-            read: self.read,
-            total: self.total,
-            elapsed: now.duration_since(self.start),
-        });
     }
 
     fn header(&mut self, e: &tar::Entry<'_>) -> io::Result<u64> {
@@ -526,6 +555,9 @@ impl TarWriter<'_, '_> {
     /// Archives one walked entry.
     fn add(&mut self, rel: &[u8], src: &Path, meta: &Metadata) -> io::Result<()> {
         self.check_signal()?;
+        if self.own_file == Some((meta.dev(), meta.ino())) {
+            return Ok(());
+        }
         let path: Vec<u8> = if rel.is_empty() {
             self.prefix.clone()
         } else {
