@@ -933,3 +933,108 @@ fn failures_leave_nothing_behind() {
     assert!(r.stderr.contains("not a container archive"), "{r:?}");
     assert!(!lxc.path().join(&new).exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// lvm and zfs, with stand-in commands
+
+/// Writes stand-ins for the lvm, zfs and mount commands into `dir`: each logs its command
+/// line; `blkid` says ext4; `zfs list` and `lvs` find no leftover snapshot; `mount` bind-mounts
+/// `$FAKE_ROOT` where it is asked to mount anything.
+fn stand_ins(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    let real_mount = run_program("sh", ["-c", "command -v mount"]).ok().stdout;
+    let scripts = [
+        ("zfs", "case \"$1\" in list) exit 1;; esac"),
+        ("lvs", "exit 5"),
+        ("blkid", "echo ext4"),
+        (
+            "mount",
+            &format!(
+                "for last; do :; done; exec {} --bind \"$FAKE_ROOT\" \"$last\"",
+                real_mount.trim()
+            ),
+        ),
+    ];
+    for (name, body) in scripts {
+        let path = dir.join(name);
+        fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"{name} $*\" >> \"$FAKE_LOG\"\n{body}\n"),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn lvm_and_zfs_views_snapshot_mount_and_clean_up() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("arc-fake");
+    let fakes = lxc.path().join("bin");
+    stand_ins(&fakes);
+    let log = lxc.path().join("commands.log");
+    let path = format!(
+        "{}:{}",
+        fakes.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (store, rootfs_value) in [("zfs", "zfs:tank/lxc/NAME"), ("lvm", "lvm:/dev/vg0/NAME")] {
+        let name = busybox(&lxc, &format!("arc-fake-{store}"), &[]);
+        let real_rootfs = lxc.path().join(&name).join("rootfs");
+        let original = lxc.config_text(&name);
+        let value = rootfs_value.replace("NAME", &name);
+        let config: String = original
+            .lines()
+            .map(|l| {
+                if l.starts_with("lxc.rootfs.path") {
+                    format!("lxc.rootfs.path = {value}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        fs::write(lxc.config_file(&name), config).unwrap();
+        let _ = fs::remove_file(&log);
+        let out = lxc.path().join("out");
+        let r = Command::new(common::BIN)
+            .args(["archive", &name, "-c", "zstd", "--json", "-P"])
+            .arg(lxc.path())
+            .arg("-p")
+            .arg(&out)
+            .env("PATH", &path)
+            .env("FAKE_ROOT", &real_rootfs)
+            .env("FAKE_LOG", &log)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{store}: {r:?}");
+        let a: ArchiveOut = serde_json::from_slice(&r.stdout).unwrap();
+        let list = run_program("tar", [OsStr::new("-tf"), a.path.as_os_str()]).ok();
+        assert!(
+            list.stdout.contains(&format!("{name}/rootfs/bin/busybox")),
+            "{store}"
+        );
+        let commands = fs::read_to_string(&log).unwrap();
+        let mnt = lxc.path().join(&name).join(".lxcform-archive-view");
+        let want = match store {
+            "zfs" => format!(
+                "zfs list -H tank/lxc/{name}@lxcform-archive\n\
+                 zfs snapshot tank/lxc/{name}@lxcform-archive\n\
+                 mount -t zfs -o ro tank/lxc/{name}@lxcform-archive {mnt}\n\
+                 zfs destroy tank/lxc/{name}@lxcform-archive\n",
+                mnt = mnt.display()
+            ),
+            _ => format!(
+                "lvs vg0/{name}-lxcform-archive\n\
+                 blkid -o value -s TYPE /dev/vg0/{name}\n\
+                 mount -o ro /dev/vg0/{name} {mnt}\n",
+                mnt = mnt.display()
+            ),
+        };
+        assert_eq!(commands, want, "{store}");
+        assert!(!mnt.exists(), "{store}: the view is unmounted and removed");
+        // Back to a dir container, which the cleanup can destroy.
+        fs::write(lxc.config_file(&name), original).unwrap();
+    }
+}
