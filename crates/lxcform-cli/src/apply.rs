@@ -62,7 +62,8 @@ pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         );
     } else {
-        render(&summary, Paint::stdout());
+        let labels: Vec<String> = m.entries.iter().map(|e| e.label()).collect();
+        render(&summary, &labels, Paint::stdout());
     }
     ExitCode::from(if summary.failed + summary.skipped > 0 {
         crate::FAILED
@@ -73,13 +74,14 @@ pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
     })
 }
 
-fn render(s: &ApplySummary, p: Paint) {
-    let width = s.containers.iter().map(|c| c.name.len()).max().unwrap_or(4);
+/// The summary table; `labels` name the entries (`name -> clone` for those making clones).
+fn render(s: &ApplySummary, labels: &[String], p: Paint) {
+    let width = labels.iter().map(String::len).max().unwrap_or(0).max(4);
     println!(
         "{:width$}  {:<7}  {:<7}  {:>7}  DETAILS",
         "NAME", "RESULT", "STATE", "TIME"
     );
-    for c in &s.containers {
+    for (c, label) in s.containers.iter().zip(labels) {
         let (word, details) = match c.status {
             Status::Ok => (p.green("ok     "), String::new()),
             Status::Changed => (p.yellow("changed"), c.report.steps.join(", ")),
@@ -98,8 +100,8 @@ fn render(s: &ApplySummary, p: Paint) {
             &c.report.state
         };
         println!(
-            "{:width$}  {word}  {state:<7}  {:>6.2}s  {details}",
-            c.name, c.seconds
+            "{label:width$}  {word}  {state:<7}  {:>6.2}s  {details}",
+            c.seconds
         );
         for line in &c.report.log {
             println!("{:width$}  {}", "", p.dim(&format!("liblxc: {line}")));

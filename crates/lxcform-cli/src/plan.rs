@@ -45,20 +45,17 @@ pub fn run(file: &Path, json: bool) -> ExitCode {
 }
 
 fn render(plan: &ManifestPlan, p: Paint) {
-    let width = plan
-        .containers
-        .iter()
-        .map(|c| c.name.len())
-        .max()
-        .unwrap_or(0);
+    let width = plan.containers.iter().map(|c| label(c).len()).max();
+    let width = width.unwrap_or(0);
     let mut unchanged = Vec::new();
     for c in &plan.containers {
         if let Some(err) = &c.error {
-            println!("{} {:width$}  {}", p.red("!"), p.bold(&c.name), p.red(err));
+            let name = format!("{:width$}", label(c));
+            println!("{} {}  {}", p.red("!"), p.bold(&name), p.red(err));
             continue;
         }
         if !c.changed {
-            unchanged.push(c.name.as_str());
+            unchanged.push(label(c));
             continue;
         }
         let (mark, word) = match c.action {
@@ -67,8 +64,8 @@ fn render(plan: &ManifestPlan, p: Paint) {
             Action::Update | Action::None => (p.yellow("~"), p.yellow("update")),
         };
         println!(
-            "{mark} {:width$}  {word}: {}{}",
-            p.bold(&c.name),
+            "{mark} {}  {word}: {}{}",
+            p.bold(&format!("{:width$}", label(c))),
             c.steps.join(", "),
             predicted_note(c, p)
         );
@@ -94,6 +91,14 @@ fn render(plan: &ManifestPlan, p: Paint) {
         "Plan: {} to change, {} unchanged{errors}.",
         plan.changes, plan.unchanged
     );
+}
+
+/// `name`, or `name -> clone` for an entry that makes a clone.
+fn label(c: &EntryPlan) -> String {
+    match &c.clone {
+        Some(clone) => format!("{} -> {clone}", c.name),
+        None => c.name.clone(),
+    }
 }
 
 fn predicted_note(c: &EntryPlan, p: Paint) -> String {

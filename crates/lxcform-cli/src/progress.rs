@@ -75,9 +75,13 @@ impl Progress {
             ));
         }
         block.push(self.bar());
+        // Auto-wrap off while drawing: a long line is clipped at the edge instead of taking a
+        // second row, so the block is exactly as many rows as lines when it is cleared.
+        let _ = write!(err, "\x1b[?7l");
         for l in &block {
             let _ = writeln!(err, "{l}");
         }
+        let _ = write!(err, "\x1b[?7h");
         self.drawn = block.len();
     }
 

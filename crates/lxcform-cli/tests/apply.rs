@@ -188,7 +188,25 @@ containers:
 "
         ),
     );
+    // A container not in the manifest is left alone.
+    lxcform(&[
+        "ensure",
+        "bystander",
+        "-P",
+        &lxc,
+        "-t",
+        "busybox",
+        "--state",
+        "stopped",
+        "--config-line",
+        "lxc.net.0.type=empty",
+    ])
+    .code(0);
+    let bystander = Path::new(&lxc).join("bystander/config");
+    let before = fs::read_to_string(&bystander).unwrap();
     let r = lxcform(&["apply", &file, "--jobs", "2"]).code(1);
+    assert_eq!(fs::read_to_string(&bystander).unwrap(), before);
+    assert_eq!(TempDir::lxc_state(&lxc, "bystander"), "STOPPED");
     assert!(
         r.stdout
             .contains("Apply: 3 changed, 0 ok, 1 failed, 2 skipped"),

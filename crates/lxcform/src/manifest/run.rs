@@ -282,12 +282,13 @@ pub fn apply(
             let e = &entries[i];
             let at = Instant::now();
             started[i] = Some(at);
-            // The parent's own look finds what is already as declared without a child.
+            // The parent's own look finds what is already as declared without a child, except
+            // where `container_log` wants every run logged, as `ensure` logs it.
             let looked = crate::execute::observe_spec(&e.spec)
                 .ok()
                 .and_then(|o| crate::plan(&e.spec, &o).ok());
             let steps: Vec<String> = match looked {
-                Some(p) if !p.changed() => {
+                Some(p) if !p.changed() && e.spec.container_log.is_none() => {
                     let report = Report {
                         ok: true,
                         state: p.after.state.to_string(),
