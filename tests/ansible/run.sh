@@ -11,7 +11,6 @@
 # library/ directory, a collection's plugins/modules/). Ends with "N passed, M failed" and
 # exits non-zero when anything failed.
 #
-# LXCFORM_ANSIBLE_PENDING=1 also runs examples_clone_archive.yml (the archive examples).
 # LXCFORM_VENV=DIR uses another virtualenv; KEEP=1 keeps the work dir (logs) under /tmp.
 set -uo pipefail
 
@@ -134,8 +133,7 @@ EOF
 fi
 
 # --- the playbooks ------------------------------------------------------------------------------
-books=(examples examples_clone states config_command check_diff failures fanout)
-[ -n "${LXCFORM_ANSIBLE_PENDING:-}" ] && books+=(examples_clone_archive)
+books=(examples examples_clone examples_clone_archive states config_command check_diff failures fanout)
 for b in "${books[@]}"; do
     wanted "$b" || continue
     if play "$b" "$here/$b.yml" && no_junk "$run/logs/$b.log"; then

@@ -2,7 +2,7 @@
 //! `fail_json`:
 //!
 //! - success: `{"changed", "lxc_container": {"name", "state", "init_pid", "interfaces", "ips",
-//!   "archive"?, "cloned"?}, "rc"?, "stdout"?, "stderr"? (when a command ran), "diff"?
+//!   "archive"? (path), "archive_size"?, "archive_sha256"?, "cloned"?}, "rc"?, "stdout"?, "stderr"? (when a command ran), "diff"?
 //!   {"before", "after", "before_header", "after_header"}, "warnings"?, "invocation"?}`
 //! - failure: `{"failed": true, "msg", "rc"?, "stdout"?, "stderr"?, "log"? (liblxc's error
 //!   lines), "lxc_container"?, "invocation"?}`
@@ -83,6 +83,12 @@ pub fn success(o: &Outcome, spec: &ContainerSpec) -> Value {
         if let Some(v) = whole.get(key).filter(|v| !v.is_null()) {
             container[key] = v.clone();
         }
+    }
+    // The module returns the archive's path; its size and checksum ride along beside it.
+    if let Some(a) = &o.archive {
+        container["archive"] = json!(a.path);
+        container["archive_size"] = json!(a.size);
+        container["archive_sha256"] = json!(a.sha256);
     }
     let mut result = json!({ "changed": o.changed, "lxc_container": container });
     if let Some(c) = &o.command {

@@ -6,6 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::archive::ArchiveInfo;
 use crate::config_file::{self, ConfigFile};
 use crate::error::Error;
 use crate::facts::{CommandResult, Diff, Facts, Outcome};
@@ -77,8 +78,8 @@ fn observe_container(c: &Container) -> Result<Observed, Error> {
         state: Current::from_lxc(c.state()),
         config,
         store,
-        occupied: false,
-        clone: None,
+        dependents: dependents(c),
+        ..Observed::absent()
     })
 }
 
@@ -141,7 +142,7 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         preflight(spec, sub)?;
     }
     if options.check || !first.changed() {
-        return Ok(outcome(spec, first, None, options, facts_of(&c)));
+        return Ok(outcome(spec, first, Done::default(), options, facts_of(&c)));
     }
     let mut names = vec![spec.name.as_str()];
     names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
@@ -156,7 +157,8 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
     // it while this one waited for the lock.
     let c = open(&spec.name, &spec.lxc_path)?;
     let plan = plan(spec, &observe_with(&c, spec)?)?;
-    let mut result = run_steps(spec, &plan.steps, &c);
+    let mut done = Done::default();
+    let mut result = run_steps(spec, &plan.steps, &c, &mut done);
     let clone_steps = plan.clone_plan.as_ref().filter(|sub| !sub.steps.is_empty());
     if let (Ok(_), Some(sub), Some(clone)) = (&result, clone_steps, &spec.clone) {
         let on_clone = ContainerSpec {
@@ -164,20 +166,21 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
             clone: None,
             ..spec.clone()
         };
-        result = run_steps(&on_clone, &sub.steps, &open(&clone.name, &spec.lxc_path)?);
+        let clone_container = open(&clone.name, &spec.lxc_path)?;
+        result = run_steps(&on_clone, &sub.steps, &clone_container, &mut done);
     }
     if spec.container_log.is_some() {
         write_container_log(&spec.name, &plan, &result, log_mark);
     }
-    let command = result?;
+    result?;
     let facts = facts_of(&c);
-    if let Some(result) = command.as_ref().filter(|r| r.rc != 0) {
+    if let Some(result) = done.command.as_ref().filter(|r| r.rc != 0) {
         return Err(Error::Command {
             container: spec.name.clone(),
             result: result.clone(),
         });
     }
-    Ok(outcome(spec, plan, command, options, facts))
+    Ok(outcome(spec, plan, done, options, facts))
 }
 
 /// Waits for runs that hold the lock of the spec's container or clone; returns whether any
@@ -201,7 +204,7 @@ fn wait_for_other_runs(spec: &ContainerSpec) -> Result<bool, Error> {
 fn outcome(
     spec: &ContainerSpec,
     plan: Plan,
-    command: Option<CommandResult>,
+    done: Done,
     options: Options,
     facts: Facts,
 ) -> Outcome {
@@ -221,7 +224,8 @@ fn outcome(
         }),
         steps,
         facts,
-        command,
+        command: done.command,
+        archive: done.archive,
         warnings,
     }
 }
@@ -259,12 +263,12 @@ fn run_steps(
     spec: &ContainerSpec,
     steps: &[Step],
     c: &Container,
-) -> Result<Option<CommandResult>, Error> {
+    done: &mut Done,
+) -> Result<(), Error> {
     let mut guard = CreatedGuard {
         container: None,
         dir: spec.lxc_path.join(&spec.name),
     };
-    let mut command = None;
     for step in steps {
         match step {
             Step::Create => {
@@ -296,6 +300,11 @@ fn run_steps(
             Step::Freeze => c.freeze()?,
             Step::Unfreeze => c.unfreeze()?,
             Step::Destroy => c.destroy()?,
+            Step::Archive => {
+                if let Some(archive) = &spec.archive {
+                    done.archive = Some(crate::archive::write(c, archive)?);
+                }
+            }
             Step::Clone {
                 name,
                 method,
@@ -307,7 +316,7 @@ fn run_steps(
             Step::RunCommand => {
                 let script = spec.container_command.as_deref().unwrap_or_default();
                 let r = c.attach_run("/bin/sh", &["-c", script])?;
-                command = Some(CommandResult {
+                done.command = Some(CommandResult {
                     rc: r.rc,
                     stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
                     stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
@@ -316,7 +325,30 @@ fn run_steps(
         }
     }
     guard.disarm();
-    Ok(command)
+    Ok(())
+}
+
+/// The snapshot clones whose rootfs lies on this container's, as liblxc lists them in
+/// `lxc_snapshots` (each as two lines: its lxc_path, then its name).
+fn dependents(c: &Container) -> Vec<String> {
+    fs::read_to_string(c.lxc_path().join(c.name()).join("lxc_snapshots"))
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the steps produced.
+#[derive(Debug, Default)]
+struct Done {
+    /// The command's result, when one ran.
+    command: Option<CommandResult>,
+    /// The archive written, when one was.
+    archive: Option<ArchiveInfo>,
 }
 
 /// Checks what create needs from the host, then creates.
@@ -410,12 +442,7 @@ fn create(spec: &ContainerSpec, c: &Container) -> Result<(), Error> {
 /// Appends what this run did — its steps, its outcome and liblxc's log lines — to
 /// /var/log/lxc/lxc-NAME.log, as the module's `container_log` does (best effort: a log that
 /// cannot be written fails nothing).
-fn write_container_log(
-    name: &str,
-    plan: &Plan,
-    result: &Result<Option<CommandResult>, Error>,
-    mark: liblxc::LogMark,
-) {
+fn write_container_log(name: &str, plan: &Plan, result: &Result<(), Error>, mark: liblxc::LogMark) {
     let dir = Path::new("/var/log/lxc");
     if fs::create_dir_all(dir).is_err() {
         return;

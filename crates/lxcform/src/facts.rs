@@ -47,8 +47,9 @@ pub struct Diff {
 /// What a run did. As JSON (`lxcform ensure --json`):
 /// `{"changed": bool, "steps": ["create", "start", …], "facts": Facts, "diff": {"before":
 /// {"state", "config"}, "after": {…}} (only with --diff), "command": {"rc", "stdout",
-/// "stderr"} (only when a command ran), "warnings": [str]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// "stderr"} (only when a command ran), "archive": {"path", "size", "sha256", …} (only when
+/// one was written), "cloned": bool (only with clone_name), "warnings": [str]}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     /// Whether anything changed (or, in check mode, would change).
     pub changed: bool,
@@ -63,6 +64,9 @@ pub struct Outcome {
     /// The command's result, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandResult>,
+    /// The archive written (`{"path", "size", "sha256", …}`), when `archive` was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<crate::archive::ArchiveInfo>,
     /// With `clone_name`: whether this run made the clone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloned: Option<bool>,

@@ -65,6 +65,8 @@ pub struct Observed {
     pub occupied: bool,
     /// The clone named by `clone_name`, when the spec has one.
     pub clone: Option<Box<Observed>>,
+    /// Snapshot clones whose rootfs lies on this container's (liblxc will not destroy it).
+    pub dependents: Vec<String>,
 }
 
 impl Observed {
@@ -76,6 +78,7 @@ impl Observed {
             store: None,
             occupied: false,
             clone: None,
+            dependents: Vec::new(),
         }
     }
 }
@@ -120,6 +123,8 @@ pub enum Step {
     RunCommand,
     /// Destroy it with its storage.
     Destroy,
+    /// Write an archive of it (always a change: a new archive is written each run).
+    Archive,
     /// Make the clone `name` of it, quiescing it as needed and restoring its state after.
     Clone {
         /// Name of the clone.
@@ -149,6 +154,7 @@ impl fmt::Display for Step {
             Step::Unfreeze => f.write_str("unfreeze"),
             Step::RunCommand => f.write_str("run command"),
             Step::Destroy => f.write_str("destroy"),
+            Step::Archive => f.write_str("archive"),
             Step::Clone {
                 name,
                 method,
@@ -278,11 +284,20 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
     };
 
     if spec.state == DesiredState::Absent {
+        if !observed.dependents.is_empty() {
+            return Err(fail(format!(
+                "snapshot clones depend on it: {}; destroy them first",
+                observed.dependents.join(", ")
+            )));
+        }
         if cur != Current::Absent {
+            if spec.archive.is_some() {
+                steps.push(Step::Archive);
+            }
             if cur != Current::Stopped {
                 steps.push(Step::Stop);
             }
-            // The module's order: clone, then destroy.
+            // The module's order: archive, clone, then destroy.
             steps.extend(clone_step(Current::Stopped));
             steps.push(Step::Destroy);
         }
@@ -323,8 +338,7 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
             state: Current::Stopped,
             config: observed.config.clone(),
             store: Some(method.store),
-            occupied: false,
-            clone: None,
+            ..Observed::absent()
         };
         let on_clone = if have.state == Current::Absent {
             &predicted
@@ -392,6 +406,9 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
         (Current::Frozen, Current::Running) => steps.push(Step::Unfreeze),
         (_, Current::Stopped) => steps.push(Step::Stop),
         (a, b) => unreachable!("no transition from {a} to {b}"),
+    }
+    if spec.archive.is_some() {
+        steps.push(Step::Archive);
     }
     // The later module's form: the origin reaches its state, then the clone is made.
     steps.extend(clone_step(target));
@@ -462,8 +479,7 @@ mod tests {
             state,
             config: ConfigFile::parse(config),
             store: (state != Current::Absent).then_some(Store::Dir),
-            occupied: false,
-            clone: None,
+            ..Observed::absent()
         }
     }
 
@@ -837,5 +853,50 @@ mod tests {
             &on_store(Current::Running, Store::Dir, Some(occupied)),
         );
         assert!(e.unwrap_err().reason.contains("c2 exists"));
+    }
+
+    fn with_archive(state: &str) -> ContainerSpec {
+        let mut s = spec(state);
+        s.archive = Some(crate::spec::ArchiveSpec {
+            path: "/tmp/archives".into(),
+            compression: crate::spec::Compression::Zstd,
+        });
+        s
+    }
+
+    #[test]
+    fn an_archive_is_always_a_change_made_once_the_state_is_reached() {
+        let p = plan(&with_archive("started"), &observed(Current::Running));
+        assert_eq!(p.steps, [Archive]);
+        assert!(p.changed());
+        let p = plan(&with_archive("frozen"), &observed(Current::Stopped));
+        assert_eq!(p.steps, [Start, Freeze, Archive]);
+    }
+
+    #[test]
+    fn absent_archives_then_destroys() {
+        let p = plan(&with_archive("absent"), &observed(Current::Running));
+        assert_eq!(p.steps, [Archive, Stop, Destroy]);
+        let p = plan(&with_archive("absent"), &observed(Current::Absent));
+        assert!(p.steps.is_empty(), "nothing to archive");
+    }
+
+    #[test]
+    fn state_clone_archives_the_clone() {
+        let mut s = with_clone("clone", false, None);
+        s.archive = with_archive("started").archive;
+        let p = plan(&s, &on_store(Current::Running, Store::Dir, None));
+        assert!(!p.steps.contains(&Archive));
+        assert!(p.clone_plan.unwrap().steps.contains(&Archive));
+    }
+
+    #[test]
+    fn an_origin_with_snapshot_clones_is_not_destroyed() {
+        let o = Observed {
+            dependents: vec!["c2".into()],
+            ..observed(Current::Running)
+        };
+        let e = super::plan(&spec("absent"), &o).unwrap_err();
+        assert!(e.reason.contains("snapshot clones depend on it: c2"), "{e}");
     }
 }

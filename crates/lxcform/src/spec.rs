@@ -42,12 +42,6 @@ pub enum SpecError {
     /// Options that cannot be used together.
     #[error("{0}")]
     Conflict(String),
-    /// An option whose feature is not implemented yet.
-    #[error("{option} is not yet supported by lxcform")]
-    NotYetSupported {
-        /// The option.
-        option: &'static str,
-    },
 }
 
 impl SpecError {
@@ -600,9 +594,6 @@ impl SpecArgs {
             (true, None) => return Err(SpecError::Missing("archive_path (archive is true)")),
             (false, _) => None,
         };
-        if archive.is_some() {
-            return Err(SpecError::NotYetSupported { option: "archive" });
-        }
         Ok(ContainerSpec {
             name,
             lxc_path,

@@ -156,9 +156,7 @@ fn merge(defaults: Option<&RawOptions>, entry: &Spanned<RawOptions>) -> Merged {
 /// `defaults`), else the entry's start.
 fn place_of(err: &SpecError, m: &Merged) -> (Position, From) {
     let option = match err {
-        SpecError::Choice { option, .. }
-        | SpecError::Invalid { option, .. }
-        | SpecError::NotYetSupported { option } => *option,
+        SpecError::Choice { option, .. } | SpecError::Invalid { option, .. } => *option,
         SpecError::Missing(_) | SpecError::Conflict(_) => return (m.at, From::Entry),
     };
     if let (SpecError::Invalid { value, .. }, "container_config") = (err, option) {
