@@ -22,7 +22,7 @@ pub struct ArchiveArgs {
     /// Where containers live [default: liblxc's lxc.lxcpath].
     #[arg(long, short = 'P')]
     pub lxc_path: Option<PathBuf>,
-    /// No progress bar.
+    /// Print nothing on success (no progress bar, no summary).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
@@ -92,6 +92,9 @@ pub fn archive(a: ArchiveArgs, json: bool) -> Result<(), Error> {
             "{}",
             serde_json::to_string_pretty(&info).unwrap_or_default()
         );
+        return Ok(());
+    }
+    if a.quiet {
         return Ok(());
     }
     println!(
