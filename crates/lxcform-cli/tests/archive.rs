@@ -478,7 +478,7 @@ fn btrfs_round_trips_every_compression_from_every_state() {
     let btrfs = match BtrfsLxcPath::new("arc-btrfs") {
         Ok(b) => b,
         Err(why) => {
-            println!("SKIP: btrfs: {why}");
+            common::skip(format_args!("SKIP: btrfs: {why}"));
             return;
         }
     };
@@ -499,10 +499,14 @@ fn lvm_and_zfs_archives_need_their_host_support() {
         return;
     }
     if !Path::new("/dev/mapper/control").exists() {
-        println!("SKIP: lvm round trip: the host has no device-mapper");
+        common::skip(format_args!(
+            "SKIP: lvm round trip: the host has no device-mapper"
+        ));
     }
     if !fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.contains("zfs")) {
-        println!("SKIP: zfs round trip: the kernel has no zfs module");
+        common::skip(format_args!(
+            "SKIP: zfs round trip: the kernel has no zfs module"
+        ));
     }
     // Restoring onto a store the host lacks fails cleanly, before anything is made.
     let lxc = TempLxcPath::new("arc-nostore");
@@ -541,7 +545,7 @@ fn a_dir_archive_restores_onto_every_other_store() {
     let btrfs = match BtrfsLxcPath::new("arc-any") {
         Ok(b) => b,
         Err(why) => {
-            println!("SKIP: btrfs: {why}");
+            common::skip(format_args!("SKIP: btrfs: {why}"));
             return;
         }
     };
@@ -625,7 +629,9 @@ fn a_tree_of_every_kind_of_file_survives_restore_and_gnu_tar() {
     }
     for p in ["setfattr", "setfacl", "python3"] {
         if !common::have_program(p) {
-            println!("SKIP: fidelity test needs {p} (packages attr, acl, python3)");
+            common::skip(format_args!(
+                "SKIP: fidelity test needs {p} (packages attr, acl, python3)"
+            ));
             return;
         }
     }

@@ -447,7 +447,7 @@ fn missing_template_fails_before_the_host_is_touched() {
 #[test]
 fn btrfs_store_outside_btrfs_fails_before_the_host_is_touched() {
     if !is_root() {
-        println!("SKIP: needs root");
+        common::skip(format_args!("SKIP: needs root"));
         return;
     }
     let f = Fixture::new("btrfs-not-btrfs");
@@ -461,11 +461,11 @@ fn btrfs_store_outside_btrfs_fails_before_the_host_is_touched() {
 #[test]
 fn lvm_store_without_device_mapper_fails_before_the_host_is_touched() {
     if !is_root() {
-        println!("SKIP: needs root");
+        common::skip(format_args!("SKIP: needs root"));
         return;
     }
     if Path::new("/dev/mapper/control").exists() {
-        println!("SKIP: the host has device-mapper");
+        common::skip(format_args!("SKIP: the host has device-mapper"));
         return;
     }
     let f = Fixture::new("lvm-no-dm");
@@ -479,7 +479,7 @@ fn lvm_store_without_device_mapper_fails_before_the_host_is_touched() {
 #[test]
 fn missing_config_file_fails_before_the_host_is_touched() {
     if !is_root() {
-        println!("SKIP: needs root");
+        common::skip(format_args!("SKIP: needs root"));
         return;
     }
     let f = Fixture::new("config-missing");

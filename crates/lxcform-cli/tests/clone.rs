@@ -95,7 +95,7 @@ impl Lab {
                 btrfs: Some(b),
             }),
             Err(why) => {
-                println!("SKIP: {test}: no btrfs here: {why}");
+                common::skip(format_args!("SKIP: {test}: no btrfs here: {why}"));
                 None
             }
         }
@@ -240,7 +240,7 @@ impl Drop for Lab {
 /// Whether live tests can run (root, busybox template, lxc tools); prints why not.
 fn live(test: &str) -> bool {
     if !is_root() {
-        println!("SKIP: needs root ({test})");
+        common::skip(format_args!("SKIP: needs root ({test})"));
         return false;
     }
     !common::skip_live()

@@ -297,7 +297,7 @@ fn facts_report_the_ipv4_address_of_a_running_container() {
         return;
     }
     if !Path::new("/sys/class/net/lxcbr0").exists() {
-        println!("SKIP: bridge lxcbr0 does not exist");
+        common::skip(format_args!("SKIP: bridge lxcbr0 does not exist"));
         return;
     }
     let lxc = TempLxcPath::new("facts-ip");

@@ -112,7 +112,7 @@ fn btrfs_store_lifecycle_on_a_loopback_image() {
     let fs = match BtrfsLxcPath::new("store-btrfs") {
         Ok(fs) => fs,
         Err(reason) => {
-            println!("SKIP btrfs: {reason}");
+            common::skip(format_args!("SKIP btrfs: {reason}"));
             return;
         }
     };
@@ -137,7 +137,7 @@ fn loop_store_lifecycle_with_fs_size() {
         return;
     }
     if !Path::new("/dev/loop-control").exists() {
-        println!("SKIP loop: /dev/loop-control is missing");
+        common::skip(format_args!("SKIP loop: /dev/loop-control is missing"));
         return;
     }
     let lxc = TempLxcPath::new("store-loop");
@@ -161,7 +161,7 @@ fn loop_store_image_has_the_declared_size() {
         return;
     }
     if !Path::new("/dev/loop-control").exists() {
-        println!("SKIP loop: /dev/loop-control is missing");
+        common::skip(format_args!("SKIP loop: /dev/loop-control is missing"));
         return;
     }
     let lxc = TempLxcPath::new("store-loop-size");
@@ -209,7 +209,7 @@ fn lvm_store_lifecycle() {
         return;
     }
     if let Some(reason) = lvm_unavailable() {
-        println!("SKIP lvm: {reason}");
+        common::skip(format_args!("SKIP lvm: {reason}"));
         return;
     }
     let vg = std::env::var("LXCFORM_TEST_VG").expect("checked");
@@ -268,7 +268,7 @@ fn zfs_store_lifecycle() {
         return;
     }
     if let Some(reason) = zfs_unavailable() {
-        println!("SKIP zfs: {reason}");
+        common::skip(format_args!("SKIP zfs: {reason}"));
         return;
     }
     let root = std::env::var("LXCFORM_TEST_ZFS_ROOT").expect("checked");
@@ -304,7 +304,7 @@ fn failed_loop_create_leaves_nothing_half_made() {
         return;
     }
     if !Path::new("/dev/loop-control").exists() {
-        println!("SKIP loop: /dev/loop-control is missing");
+        common::skip(format_args!("SKIP loop: /dev/loop-control is missing"));
         return;
     }
     let lxc = TempLxcPath::new("store-loop-full");

@@ -267,7 +267,7 @@ pub fn skip_live() -> bool {
     } else {
         return false;
     };
-    println!("SKIP: {why}");
+    skip(format_args!("SKIP: {why}"));
     true
 }
 
@@ -313,7 +313,7 @@ impl TempDir {
     /// printed) when this host cannot make one.
     pub fn btrfs(&mut self, sub: &str) -> Option<String> {
         if !have("mkfs.btrfs") {
-            println!("SKIP btrfs part: mkfs.btrfs missing");
+            skip(format_args!("SKIP btrfs part: mkfs.btrfs missing"));
             return None;
         }
         let image = self.path.join(format!("{sub}.img"));
@@ -329,7 +329,10 @@ impl TempDir {
         for (program, args) in steps {
             let r = run(program, &args);
             if r.code != 0 {
-                println!("SKIP btrfs part: {program} failed: {}", r.stderr.trim());
+                skip(format_args!(
+                    "SKIP btrfs part: {program} failed: {}",
+                    r.stderr.trim()
+                ));
                 return None;
             }
         }
@@ -382,4 +385,11 @@ impl Drop for TempDir {
         }
         let _ = fs::remove_dir_all(&self.path);
     }
+}
+
+/// Says why a test is skipped, on the real stderr: the harness captures `println!`, and a
+/// skip must show in CI's output.
+pub fn skip(why: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{why}");
 }
