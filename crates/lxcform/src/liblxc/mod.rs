@@ -81,6 +81,10 @@ pub enum Op {
     Attach,
     /// `list_defined_containers`.
     List,
+    /// `get_cgroup_item`.
+    GetCgroup,
+    /// `set_cgroup_item`.
+    SetCgroup,
 }
 
 impl fmt::Display for Op {
@@ -103,6 +107,8 @@ impl fmt::Display for Op {
             Op::Wait => "wait for",
             Op::Attach => "run a command in",
             Op::List => "list containers in",
+            Op::GetCgroup => "read a cgroup setting of",
+            Op::SetCgroup => "write a cgroup setting of",
         })
     }
 }
@@ -709,12 +715,63 @@ impl Container {
     }
 
     /// Freezes every process of the container.
+    ///
+    /// On a cgroup v1 freezer liblxc writes `FROZEN` once and then polls every second, forever:
+    /// when a task could not be frozen at that instant (common right after a start) the cgroup
+    /// stays `FREEZING` until `FROZEN` is written again. So while liblxc waits, a thread of
+    /// ours writes it again whenever the cgroup is still `FREEZING`.
     pub fn freeze(&self) -> Result<(), LxcError> {
         let mark = log::mark();
         let f = unsafe_fn(self, Op::Freeze, "freeze", |c| c.freeze)?;
-        // SAFETY: live container.
-        let ok = unsafe { f(self.raw()) };
+        let nudge = self.init_pid().and_then(sys::freezer_v1_state_file);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let ok = std::thread::scope(|scope| {
+            if let Some(state_file) = &nudge {
+                scope.spawn(|| sys::nudge_freezer(state_file, &done));
+            }
+            // SAFETY: live container; the nudging thread does not touch liblxc.
+            let ok = unsafe { f(self.raw()) };
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            ok
+        });
         self.check(Op::Freeze, mark, ok)
+    }
+
+    /// Reads a cgroup setting of the running container (`freezer.state`, `memory.limit_in_bytes`
+    /// …); `None` when it is empty.
+    pub fn get_cgroup_item(&self, key: &str) -> Result<Option<String>, LxcError> {
+        let op = Op::GetCgroup;
+        let ckey = self.cstr(op, "cgroup key", key)?;
+        let f = unsafe_fn(self, op, "get_cgroup_item", |c| c.get_cgroup_item)?;
+        let mark = log::mark();
+        let mut buf = vec![0u8; 4096];
+        // SAFETY: live container; `buf` has room for `buf.len()` bytes including the NUL.
+        let len = unsafe {
+            f(
+                self.raw(),
+                ckey.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len() as c_int,
+            )
+        };
+        if len < 0 {
+            return Err(self.fail(op, mark));
+        }
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        let value = String::from_utf8_lossy(&buf[..end]).into_owned();
+        Ok((!value.is_empty()).then_some(value))
+    }
+
+    /// Writes a cgroup setting of the running container.
+    pub fn set_cgroup_item(&self, key: &str, value: &str) -> Result<(), LxcError> {
+        let op = Op::SetCgroup;
+        let ckey = self.cstr(op, "cgroup key", key)?;
+        let cvalue = self.cstr(op, "cgroup value", value)?;
+        let f = unsafe_fn(self, op, "set_cgroup_item", |c| c.set_cgroup_item)?;
+        let mark = log::mark();
+        // SAFETY: live container; both strings outlive the call.
+        let ok = unsafe { f(self.raw(), ckey.as_ptr(), cvalue.as_ptr()) };
+        self.check(op, mark, ok)
     }
 
     /// Thaws a frozen container.

@@ -42,6 +42,43 @@ pub fn try_lock_exclusive(file: &File) -> bool {
     unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
 }
 
+/// The `freezer.state` file of the cgroup v1 freezer cgroup that `pid` is in; `None` on a
+/// host without a v1 freezer (cgroup2 freezes through `cgroup.freeze`).
+pub fn freezer_v1_state_file(pid: i32) -> Option<std::path::PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let root = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == "freezer"))
+            .then(|| f[1].to_string())
+    })?;
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = cgroups.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "freezer")
+            .then(|| path.to_string())
+    })?;
+    let file = Path::new(&root)
+        .join(rel.trim_start_matches('/'))
+        .join("freezer.state");
+    file.exists().then_some(file)
+}
+
+/// Writes `FROZEN` again to a v1 `freezer.state` that is stuck in `FREEZING`, every few
+/// milliseconds, until `done` is set.
+pub fn nudge_freezer(state_file: &Path, done: &std::sync::atomic::AtomicBool) {
+    let mut pause = std::time::Duration::from_millis(5);
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(100));
+        if std::fs::read_to_string(state_file).is_ok_and(|s| s.trim() == "FREEZING") {
+            let _ = std::fs::write(state_file, "FROZEN");
+        }
+    }
+}
+
 static PENDING_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
 extern "C" fn record_signal(sig: libc::c_int) {
