@@ -124,6 +124,8 @@ pub fn list(lxc_path: &Path) -> Result<Vec<Facts>, Error> {
 /// clone it names, then executed.
 pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> {
     let log_mark = liblxc::log_mark();
+    // Taken before the open, so that a change in between makes the stamp stale, not the handle.
+    let mut stamp = config_stamp(&spec.lxc_path, &spec.name);
     let mut c = open(&spec.name, &spec.lxc_path)?;
     let first = match plan(spec, &observe_with(&c, spec)?) {
         Ok(first) => first,
@@ -133,6 +135,7 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
             if !wait_for_other_runs(spec)? {
                 return Err(e.into());
             }
+            stamp = config_stamp(&spec.lxc_path, &spec.name);
             c = open(&spec.name, &spec.lxc_path)?;
             plan(spec, &observe_with(&c, spec)?)?
         }
@@ -153,9 +156,11 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
             path: spec.lxc_path.join(crate::lock::LOCK_DIR),
             source,
         })?;
-    // A fresh handle: liblxc keeps the config it read at open, and another run may have changed
-    // it while this one waited for the lock.
-    let c = open(&spec.name, &spec.lxc_path)?;
+    // liblxc keeps the config it read at open, and another run may have changed it while this
+    // one waited for the lock: then a fresh handle (opening one parses the whole config).
+    if config_stamp(&spec.lxc_path, &spec.name) != stamp {
+        c = open(&spec.name, &spec.lxc_path)?;
+    }
     let plan = plan(spec, &observe_with(&c, spec)?)?;
     let mut done = Done::default();
     let mut result = run_steps(spec, &plan.steps, &c, &mut done);
@@ -181,6 +186,14 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         });
     }
     Ok(outcome(spec, plan, done, options, facts))
+}
+
+/// What identifies one version of a container's config file: inode, size and modification
+/// time (`None` when there is none). The atomic writes lxcform makes always change the inode.
+fn config_stamp(lxc_path: &Path, name: &str) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(lxc_path.join(name).join("config")).ok()?;
+    Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
 /// Waits for runs that hold the lock of the spec's container or clone; returns whether any
