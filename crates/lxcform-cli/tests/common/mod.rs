@@ -215,6 +215,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_program_within(program, args, RUN_TIMEOUT)
+}
+
+/// Runs a program with `LC_ALL=C`, stdin closed, killing it (and failing the test) after
+/// `timeout`.
+pub fn run_program_within<I, S>(program: impl AsRef<OsStr>, args: I, timeout: Duration) -> Run
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let program = program.as_ref().to_os_string();
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
     let mut child = Command::new(&program)
@@ -242,10 +252,10 @@ where
         if let Some(status) = child.try_wait().expect("wait") {
             break status;
         }
-        if start.elapsed() > RUN_TIMEOUT {
+        if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{program:?} {args:?} did not finish within {RUN_TIMEOUT:?}");
+            panic!("{program:?} {args:?} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
