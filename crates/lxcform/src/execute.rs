@@ -147,15 +147,8 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
     if options.check || !first.changed() {
         return Ok(outcome(spec, first, Done::default(), options, facts_of(&c)));
     }
-    let mut names = vec![spec.name.as_str()];
-    names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
-    let _locks =
-        ContainerLock::acquire_all(&spec.lxc_path, &names).map_err(|source| Error::Io {
-            container: spec.name.clone(),
-            what: "lock",
-            path: spec.lxc_path.join(crate::lock::LOCK_DIR),
-            source,
-        })?;
+    let _locks = ContainerLock::acquire_all(&spec.lxc_path, &locked_names(spec))
+        .map_err(|source| lock_error(spec, source))?;
     // liblxc keeps the config it read at open, and another run may have changed it while this
     // one waited for the lock: then a fresh handle (opening one parses the whole config).
     if config_stamp(&spec.lxc_path, &spec.name) != stamp {
@@ -196,20 +189,29 @@ fn config_stamp(lxc_path: &Path, name: &str) -> Option<(u64, u64, i64, i64)> {
     Some((m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
 }
 
+/// The containers a run on `spec` locks: its own and the clone it names.
+fn locked_names(spec: &ContainerSpec) -> Vec<&str> {
+    let mut names = vec![spec.name.as_str()];
+    names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
+    names
+}
+
+fn lock_error(spec: &ContainerSpec, source: std::io::Error) -> Error {
+    Error::Io {
+        container: spec.name.clone(),
+        what: "lock",
+        path: spec.lxc_path.join(crate::lock::LOCK_DIR),
+        source,
+    }
+}
+
 /// Waits for runs that hold the lock of the spec's container or clone; returns whether any
 /// lock file was there to wait on.
 fn wait_for_other_runs(spec: &ContainerSpec) -> Result<bool, Error> {
-    let mut names = vec![spec.name.as_str()];
-    names.extend(spec.clone.as_ref().map(|c| c.name.as_str()));
     let mut any = false;
-    for name in names {
-        any |=
-            ContainerLock::wait_for_holder(&spec.lxc_path, name).map_err(|source| Error::Io {
-                container: spec.name.clone(),
-                what: "lock",
-                path: spec.lxc_path.join(crate::lock::LOCK_DIR),
-                source,
-            })?;
+    for name in locked_names(spec) {
+        any |= ContainerLock::wait_for_holder(&spec.lxc_path, name)
+            .map_err(|source| lock_error(spec, source))?;
     }
     Ok(any)
 }
