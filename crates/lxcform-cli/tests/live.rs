@@ -292,7 +292,7 @@ fn ipv4_address_and_gateway_keys_never_match_each_other() {
 }
 
 #[test]
-fn facts_report_the_ipv4_address_of_a_running_container() {
+fn facts_report_the_addresses_of_a_running_container() {
     if skip_live() {
         return;
     }
@@ -303,6 +303,7 @@ fn facts_report_the_ipv4_address_of_a_running_container() {
     let lxc = TempLxcPath::new("facts-ip");
     let name = unique("facts-ip");
     let ip = format!("10.0.3.{}", 100 + std::process::id() % 100);
+    let ip6 = format!("fd42::{:x}", 100 + std::process::id() % 100);
     let o = lxc.ensure(
         &name,
         &[
@@ -313,10 +314,20 @@ fn facts_report_the_ipv4_address_of_a_running_container() {
             // Not busybox's init: its rcS runs udhcpc, which deconfigures eth0 (racing facts).
             "--config-line=lxc.init.cmd=/bin/sleep 3600",
             &format!("--config-line=lxc.net.0.ipv4.address={ip}/24"),
+            &format!("--config-line=lxc.net.0.ipv6.address={ip6}/64"),
         ],
     );
     assert_eq!(o.facts.state, State::Running);
     assert!(o.facts.ips.contains(&ip), "{o:?}");
+    assert!(o.facts.ips.contains(&ip6), "{o:?}");
+    // As liblxc's get_ips: not lo's, and no link-local IPv6 (non-zero scope).
+    assert!(
+        !o.facts
+            .ips
+            .iter()
+            .any(|a| a == "127.0.0.1" || a == "::1" || a.starts_with("fe80:")),
+        "{o:?}"
+    );
     assert!(o.facts.interfaces.contains(&"eth0".to_string()), "{o:?}");
     assert_eq!(lxc.facts(&name).ips, o.facts.ips);
 }

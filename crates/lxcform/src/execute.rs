@@ -89,13 +89,20 @@ fn facts_of(c: &Container) -> Facts {
     } else {
         Current::Absent
     };
+    facts_in(c, state)
+}
+
+/// The facts of `c`, known to be in `state` (observed a moment ago by this run).
+fn facts_in(c: &Container, state: Current) -> Facts {
     let running = matches!(state, Current::Running | Current::Frozen);
+    let pid = if running { c.init_pid() } else { None };
+    let network = pid.map(|pid| c.network(pid)).unwrap_or_default();
     Facts {
         name: c.name().to_string(),
         state,
-        init_pid: c.init_pid().map_or(-1, i64::from),
-        interfaces: if running { c.interfaces() } else { Vec::new() },
-        ips: if running { c.ips() } else { Vec::new() },
+        init_pid: pid.map_or(-1, i64::from),
+        interfaces: network.interfaces,
+        ips: network.ips,
     }
 }
 
@@ -145,7 +152,9 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         preflight(spec, sub)?;
     }
     if options.check || !first.changed() {
-        return Ok(outcome(spec, first, Done::default(), options, facts_of(&c)));
+        // Nothing changed since the observation: its state is the current one.
+        let facts = facts_in(&c, first.before.state);
+        return Ok(outcome(spec, first, Done::default(), options, facts));
     }
     let _locks = ContainerLock::acquire_all(&spec.lxc_path, &locked_names(spec))
         .map_err(|source| lock_error(spec, source))?;

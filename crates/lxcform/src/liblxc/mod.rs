@@ -228,6 +228,32 @@ pub struct CloneArgs<'a> {
     pub allow_running: bool,
 }
 
+/// The network of a running container, as its facts report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Network {
+    /// Interface names, each once.
+    pub interfaces: Vec<String>,
+    /// IPv4 and global IPv6 addresses of every interface but `lo`.
+    pub ips: Vec<String>,
+}
+
+impl Network {
+    /// The lists liblxc's `get_interfaces` and `get_ips(NULL, NULL, 0)` make of these entries.
+    pub fn from_ifaddrs(entries: &[sys::IfAddr]) -> Network {
+        let mut net = Network::default();
+        for e in entries {
+            if !net.interfaces.contains(&e.name) {
+                net.interfaces.push(e.name.clone());
+            }
+            let Some(addr) = e.addr else { continue };
+            if e.name != "lo" && (addr.is_ipv4() || e.scope_id == 0) {
+                net.ips.push(addr.to_string());
+            }
+        }
+        net
+    }
+}
+
 /// What a command run with [`Container::attach_run`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunResult {
@@ -918,11 +944,24 @@ impl Container {
         path
     }
 
-    /// Network interfaces inside the running container.
-    pub fn interfaces(&self) -> Vec<String> {
-        if self.init_pid().is_none() {
-            return Vec::new();
+    /// The network interfaces and IP addresses inside the container whose init is `pid`.
+    ///
+    /// The same lists as liblxc's `get_interfaces` and `get_ips(NULL, NULL, 0)`: every
+    /// interface name once, in the kernel's order; the addresses of every interface but `lo`,
+    /// IPv4 and global IPv6 (scope id 0). Read by joining the namespace from a thread
+    /// ([`sys::netns_ifaddrs`]); liblxc, which forks a child for each list, only when that
+    /// is refused (an unprivileged caller).
+    pub fn network(&self, pid: i32) -> Network {
+        match sys::netns_ifaddrs(pid) {
+            Ok(entries) => Network::from_ifaddrs(&entries),
+            Err(_) => Network {
+                interfaces: self.lxc_interfaces(),
+                ips: self.lxc_ips(),
+            },
         }
+    }
+
+    fn lxc_interfaces(&self) -> Vec<String> {
         // SAFETY: live container; the result is NULL or a list we own (freed by the helper).
         unsafe {
             let list = (*self.raw())
@@ -932,11 +971,7 @@ impl Container {
         }
     }
 
-    /// IP addresses inside the running container (all interfaces, families and scopes 0).
-    pub fn ips(&self) -> Vec<String> {
-        if self.init_pid().is_none() {
-            return Vec::new();
-        }
+    fn lxc_ips(&self) -> Vec<String> {
         // SAFETY: live container; NULL interface and family mean "all"; the result is NULL or
         // a list we own (freed by the helper).
         unsafe {
@@ -1064,4 +1099,47 @@ pub fn check_config_item(key: &str, value: &str) -> Result<(), String> {
             reason.rsplit(" - ").next().unwrap_or(&reason).to_string()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sys::IfAddr;
+    use super::Network;
+
+    fn entry(name: &str, addr: Option<&str>, scope_id: u32) -> IfAddr {
+        IfAddr {
+            name: name.to_string(),
+            addr: addr.map(|a| a.parse().unwrap()),
+            scope_id,
+        }
+    }
+
+    #[test]
+    fn network_lists_names_once_and_the_addresses_liblxc_reports() {
+        let entries = [
+            entry("lo", None, 0),
+            entry("eth0", None, 0),
+            entry("lo", Some("127.0.0.1"), 0),
+            entry("eth0", Some("10.0.3.5"), 0),
+            entry("lo", Some("::1"), 0),
+            entry("eth0", Some("fd00::5"), 0),
+            entry("eth0", Some("fe80::1"), 2),
+        ];
+        let net = Network::from_ifaddrs(&entries);
+        assert_eq!(net.interfaces, ["lo", "eth0"]);
+        assert_eq!(net.ips, ["10.0.3.5", "fd00::5"]);
+    }
+
+    #[test]
+    fn network_of_the_calling_process_matches_its_own_interfaces() {
+        // Joining one's own namespace is allowed only with CAP_SYS_ADMIN; without it the
+        // caller falls back to liblxc, which this test does not cover.
+        let Ok(entries) = super::sys::netns_ifaddrs(std::process::id() as i32) else {
+            eprintln!("SKIP netns_ifaddrs: cannot join a network namespace (not root)");
+            return;
+        };
+        let net = Network::from_ifaddrs(&entries);
+        assert!(net.interfaces.iter().any(|i| i == "lo"), "{net:?}");
+        assert!(!net.ips.iter().any(|ip| ip == "127.0.0.1"), "{net:?}");
+    }
 }

@@ -440,3 +440,89 @@ pub fn default_sigpipe() {
     // SAFETY: setting a signal's disposition to its default has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
+
+/// One entry of `getifaddrs(3)`: an interface name and, for IPv4 and IPv6 entries, the address
+/// (with the IPv6 scope id; 0 for global addresses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    /// Interface name.
+    pub name: String,
+    /// The address, when the entry carries an IP address.
+    pub addr: Option<std::net::IpAddr>,
+    /// `sin6_scope_id` of an IPv6 address; 0 otherwise.
+    pub scope_id: u32,
+}
+
+/// The `getifaddrs(3)` list of the network namespace that process `pid` is in, in its order.
+///
+/// What liblxc's `get_interfaces` and `get_ips` read, without their fork apiece: a network
+/// namespace belongs to a thread, not a process, so a short-lived thread joins the namespace
+/// (`setns`), asks netlink there and ends; the calling thread never leaves its own namespace.
+/// Needs the right to join the namespace (root on the host, or liblxc's own fallback).
+pub fn netns_ifaddrs(pid: i32) -> std::io::Result<Vec<IfAddr>> {
+    let ns = File::open(format!("/proc/{pid}/ns/net"))?;
+    std::thread::spawn(move || {
+        // SAFETY: `ns` is an open namespace file; CLONE_NEWNET moves only this thread.
+        check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) })?;
+        read_ifaddrs()
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("netns reader thread panicked")))
+}
+
+/// `getifaddrs(3)` of the calling thread's network namespace.
+fn read_ifaddrs() -> std::io::Result<Vec<IfAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; on success it owns a list freed below.
+    check(unsafe { libc::getifaddrs(&mut head) })?;
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_name.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: a non-NULL ifa_addr points to a sockaddr whose real type its family names.
+        let (addr, scope_id) = unsafe { sockaddr_ip(ifa.ifa_addr) };
+        out.push(IfAddr {
+            name,
+            addr,
+            scope_id,
+        });
+    }
+    // SAFETY: `head` came from getifaddrs and nothing borrowed from it outlives this.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// The IP address (and IPv6 scope id) in `sa`, when it is an IPv4 or IPv6 socket address.
+///
+/// # Safety
+/// `sa` is NULL or points to a socket address at least as large as its family's struct.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> (Option<std::net::IpAddr>, u32) {
+    if sa.is_null() {
+        return (None, 0);
+    }
+    // SAFETY: non-NULL; every sockaddr starts with its family (caller's contract).
+    match libc::c_int::from(unsafe { (*sa).sa_family }) {
+        libc::AF_INET => {
+            // SAFETY: an AF_INET address is a sockaddr_in (caller's contract).
+            let sin = unsafe { &*sa.cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            (Some(ip.into()), 0)
+        }
+        libc::AF_INET6 => {
+            // SAFETY: an AF_INET6 address is a sockaddr_in6 (caller's contract).
+            let sin6 = unsafe { &*sa.cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            (Some(ip.into()), sin6.sin6_scope_id)
+        }
+        _ => (None, 0),
+    }
+}
