@@ -68,6 +68,17 @@ fn assert_state(lxc: &TempLxcPath, name: &str, want: State, outcome_facts: &comm
             assert!(facts.interfaces.is_empty() && facts.ips.is_empty());
         }
     }
+    if want == State::Absent {
+        let lock = lxc
+            .path()
+            .join(".lxcform-locks")
+            .join(format!("{name}.lock"));
+        assert!(
+            !lock.exists(),
+            "{} is left after the destroy",
+            lock.display()
+        );
+    }
 }
 
 /// Runs every current state into `desired` and checks the steps, the resulting state, and

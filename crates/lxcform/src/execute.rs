@@ -156,7 +156,7 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         let facts = facts_in(&c, first.before.state);
         return Ok(outcome(spec, first, Done::default(), options, facts));
     }
-    let _locks = ContainerLock::acquire_all(&spec.lxc_path, &locked_names(spec))
+    let locks = ContainerLock::acquire_all(&spec.lxc_path, &locked_names(spec))
         .map_err(|source| lock_error(spec, source))?;
     // liblxc keeps the config it read at open, and another run may have changed it while this
     // one waited for the lock: then a fresh handle (opening one parses the whole config).
@@ -180,6 +180,12 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         write_container_log(&spec.name, &plan, &result, log_mark);
     }
     result?;
+    if plan.steps.contains(&Step::Destroy) {
+        // Its lock file goes with the container; one left behind would only be an empty file.
+        for lock in locks.into_iter().filter(|l| l.name() == spec.name) {
+            let _ = lock.remove();
+        }
+    }
     let facts = facts_of(&c);
     if let Some(result) = done.command.as_ref().filter(|r| r.rc != 0) {
         return Err(Error::Command {

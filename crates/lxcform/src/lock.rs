@@ -14,6 +14,7 @@ pub const LOCK_DIR: &str = ".lxcform-locks";
 #[derive(Debug)]
 pub struct ContainerLock {
     _file: File,
+    name: String,
     path: PathBuf,
 }
 
@@ -23,13 +24,33 @@ impl ContainerLock {
         let dir = lxc_path.join(LOCK_DIR);
         fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.lock"));
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        crate::liblxc::sys::lock_exclusive(&file)?;
-        Ok(ContainerLock { _file: file, path })
+        loop {
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            crate::liblxc::sys::lock_exclusive(&file)?;
+            // The run that held it may have removed the file (see `remove`) while this one
+            // waited: a lock on a removed file guards nothing, so take the new file's.
+            if is_same_file(&file, &path)? {
+                let name = name.to_string();
+                return Ok(ContainerLock {
+                    _file: file,
+                    name,
+                    path,
+                });
+            }
+        }
+    }
+
+    /// Removes the lock file and releases the lock: for a container that no longer exists.
+    /// Runs that waited on the removed file find it gone and lock a new one.
+    pub fn remove(self) -> std::io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Takes the locks of several containers in name order, so two runs never deadlock.
@@ -54,10 +75,26 @@ impl ContainerLock {
         }
     }
 
+    /// The container it guards.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+fn is_same_file(file: &File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    Ok(match fs::metadata(path) {
+        Ok(now) => now.dev() == held.dev() && now.ino() == held.ino(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    })
 }
 
 #[cfg(test)]
@@ -80,6 +117,29 @@ mod tests {
             !dir.join(LOCK_DIR).join("c2.lock").exists(),
             "waiting creates nothing"
         );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_run_waiting_on_a_removed_lock_file_locks_the_new_one() {
+        let dir = std::env::temp_dir().join(format!("lxcform-lockrm-{}", std::process::id()));
+        let first = ContainerLock::acquire(&dir, "c1").unwrap();
+        let path = first.path().to_path_buf();
+        let waiter = std::thread::spawn({
+            let dir = dir.clone();
+            move || ContainerLock::acquire(&dir, "c1").unwrap()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        first.remove().unwrap();
+        let second = waiter.join().unwrap();
+        // The waiter holds the lock of the file now at the path, which a third run must wait on.
+        let third = File::open(&path).unwrap();
+        assert!(
+            !try_lock_exclusive(&third),
+            "the new file is locked by the waiter"
+        );
+        second.remove().unwrap();
+        assert!(!path.exists(), "removed with its container");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
