@@ -492,6 +492,35 @@ fn failing_command_exits_1_with_its_output_and_the_container_ends_stopped() {
 }
 
 #[test]
+fn a_failed_start_quotes_liblxc_once_and_keeps_stderr_clean() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("start-fail");
+    let name = unique("start-fail");
+    let bad_mount = "--config-line=lxc.mount.entry=/nonexistent-lxcform-src mnt none bind 0 0";
+    let r = lxc.ensure_run(&name, &["-t", "busybox", NO_NET, bad_mount]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let f: Failure = r.json();
+    assert!(f.failed && f.msg.contains(&name), "{f:?}");
+    assert!(
+        f.log.iter().any(|l| l.contains("nonexistent-lxcform-src")),
+        "liblxc's reason is in the log: {f:?}"
+    );
+    // liblxc would also echo its ERROR lines to stderr ("lxcform: NAME: file.c: func: line").
+    assert_eq!(r.stderr, "", "with --json everything is in the JSON");
+
+    let mut args: Vec<std::ffi::OsString> = vec!["ensure".into(), name.clone().into()];
+    args.extend(lxc.arg());
+    args.push(bad_mount.into());
+    let r = lxcform(args);
+    assert_eq!(r.code, 1, "{r:?}");
+    let echoed = format!("lxcform: {name}: ");
+    assert!(!r.stderr.contains(&echoed), "liblxc's own echo: {r:?}");
+    assert!(r.stderr.contains("nonexistent-lxcform-src"), "{r:?}");
+}
+
+#[test]
 fn check_mode_changes_nothing_yet_reports_the_change() {
     if skip_live() {
         return;

@@ -54,7 +54,61 @@ fn open() -> Option<Mutex<Capture>> {
     if rc != 0 {
         return None;
     }
+    unchain_stderr();
     Some(Mutex::new(Capture { file }))
+}
+
+/// `struct lxc_log_appender` of liblxc's log.h (unchanged from LXC 3 to 6).
+#[repr(C)]
+struct Appender {
+    name: *const std::ffi::c_char,
+    append: *const std::ffi::c_void,
+    next: *mut Appender,
+}
+
+/// `struct lxc_log_category` of liblxc's log.h (unchanged from LXC 3 to 6).
+#[repr(C)]
+struct Category {
+    name: *const std::ffi::c_char,
+    priority: std::ffi::c_int,
+    appender: *mut Appender,
+    parent: *const Category,
+}
+
+unsafe extern "C" {
+    /// The root category of liblxc's log, an exported symbol of liblxc.so.
+    static mut lxc_log_category_lxc: Category;
+}
+
+/// Takes liblxc's stderr appender out of its log.
+///
+/// With a log file, LXC 5's `lxc_log_init` chains a stderr appender after the file whatever
+/// `quiet` says, so every ERROR line of a failed call would also land on lxcform's stderr,
+/// beside lxcform's own message that quotes it (and in an Ansible module's stderr). The chain
+/// is changed only when it is exactly the expected `lxc` → `logfile` → `stderr`; with any
+/// other layout it is left alone.
+fn unchain_stderr() {
+    let named = |p: *const std::ffi::c_char, want: &std::ffi::CStr| {
+        // SAFETY: a non-NULL name in liblxc's log structs is a static NUL-terminated string.
+        !p.is_null() && unsafe { std::ffi::CStr::from_ptr(p) } == want
+    };
+    // SAFETY: the category is a static of liblxc with the layout above. This runs once, inside
+    // the OnceLock that opens the log, which every wrapper call goes through before it calls
+    // into liblxc: no other thread is logging while the chain changes.
+    unsafe {
+        let root = &raw mut lxc_log_category_lxc;
+        if !named((*root).name, c"lxc") {
+            return;
+        }
+        let file = (*root).appender;
+        if file.is_null() || !named((*file).name, c"logfile") {
+            return;
+        }
+        let next = (*file).next;
+        if !next.is_null() && named((*next).name, c"stderr") && (*next).next.is_null() {
+            (*file).next = std::ptr::null_mut();
+        }
+    }
 }
 
 /// A position in the log; [`Mark::errors`] returns the ERROR lines written after it.
