@@ -805,3 +805,49 @@ fn list_of_an_lxc_path_that_does_not_exist_is_empty() {
     assert!(all.is_empty(), "{all:?}");
     assert!(!missing.exists(), "list creates nothing");
 }
+
+#[test]
+fn a_signal_during_a_create_ends_the_run_by_it_and_leaves_no_container() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("sig-create");
+    for (signal, number) in [("-INT", 2), ("-TERM", 15)] {
+        let name = unique("sig-create");
+        let mut args: Vec<std::ffi::OsString> = vec!["ensure".into(), name.clone().into()];
+        args.extend(lxc.arg());
+        args.extend(["-t".into(), "busybox".into(), NO_NET.into()]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lxcform"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The signal goes to lxcform alone, not to the template it runs: the create finishes,
+        // and the run must notice before its next step.
+        let t0 = Instant::now();
+        while !lxc.path().join(&name).exists() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "the create never began"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let kill = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(number), "{signal}: {status:?}");
+        assert_eq!(lxc.lxc_state(&name), "ABSENT", "{signal}");
+        assert!(
+            !lxc.path().join(&name).exists(),
+            "{signal}: nothing half-made"
+        );
+    }
+}

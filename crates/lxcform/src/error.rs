@@ -69,6 +69,16 @@ pub enum Error {
         /// What was under way.
         what: &'static str,
     },
+    /// A signal stopped a run between two steps; the steps before it are done.
+    #[error("container {container:?}: stopped by {} before {before}", crate::liblxc::sys::signal_name(*signal))]
+    Stopped {
+        /// The container.
+        container: String,
+        /// The signal.
+        signal: i32,
+        /// The step that did not run.
+        before: String,
+    },
     /// The container does not exist (for operations that need it).
     #[error("container {container:?} does not exist in {}", lxc_path.display())]
     NotFound {

@@ -10,6 +10,7 @@ use crate::archive::ArchiveInfo;
 use crate::config_file::{self, ConfigFile};
 use crate::error::Error;
 use crate::facts::{CommandResult, Diff, Facts, Outcome};
+use crate::liblxc::sys::DeferSignals;
 use crate::liblxc::{self, BdevSpecs, Container, CreateArgs};
 use crate::lock::ContainerLock;
 use crate::plan::{plan, Current, Observed, Plan, Step};
@@ -164,8 +165,11 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
         c = open(&spec.name, &spec.lxc_path)?;
     }
     let plan = plan(spec, &observe_with(&c, spec)?)?;
+    // A signal from here on ends the run between two steps, not inside one; dropping this
+    // on return ends the process by the signal.
+    let signals = DeferSignals::new();
     let mut done = Done::default();
-    let mut result = run_steps(spec, &plan.steps, &c, &mut done);
+    let mut result = run_steps(spec, &plan.steps, &c, &mut done, &signals);
     let clone_steps = plan.clone_plan.as_ref().filter(|sub| !sub.steps.is_empty());
     if let (Ok(_), Some(sub), Some(clone)) = (&result, clone_steps, &spec.clone) {
         let on_clone = ContainerSpec {
@@ -174,7 +178,7 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
             ..spec.clone()
         };
         let clone_container = open(&clone.name, &spec.lxc_path)?;
-        result = run_steps(&on_clone, &sub.steps, &clone_container, &mut done);
+        result = run_steps(&on_clone, &sub.steps, &clone_container, &mut done, &signals);
     }
     if spec.container_log.is_some() {
         write_container_log(&spec.name, &plan, &result, log_mark);
@@ -288,18 +292,27 @@ impl Drop for CreatedGuard<'_> {
 
 /// Runs the steps; returns the command's result, if one ran. A failed command does not stop
 /// the remaining state transitions (the container still reaches its declared state); the
-/// caller reports the failure.
+/// caller reports the failure. A signal stops the run before the next step (a container
+/// this run created and has not started is then removed, as after a failure).
 fn run_steps(
     spec: &ContainerSpec,
     steps: &[Step],
     c: &Container,
     done: &mut Done,
+    signals: &DeferSignals,
 ) -> Result<(), Error> {
     let mut guard = CreatedGuard {
         container: None,
         dir: spec.lxc_path.join(&spec.name),
     };
     for step in steps {
+        if let Some(signal) = signals.pending() {
+            return Err(Error::Stopped {
+                container: spec.name.clone(),
+                signal,
+                before: step.to_string(),
+            });
+        }
         match step {
             Step::Create => {
                 create(spec, c)?;

@@ -127,6 +127,60 @@ impl DeferSignals {
             sig => Some(sig),
         }
     }
+
+    /// Like [`pending`](Self::pending), but the caller takes the signal over: the drop will
+    /// not raise it (the caller finishes its report, then calls [`die_by_signal`]).
+    pub fn take(&self) -> Option<i32> {
+        match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig),
+        }
+    }
+}
+
+/// Ends the process by signal `sig` under its default action, as if it had never been
+/// caught; exits with 128 + `sig` where that action is to ignore it.
+pub fn die_by_signal(sig: i32) -> ! {
+    // SAFETY: resetting a disposition and raising a signal in our own process.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// The name of a signal lxcform defers or reports (`SIGINT`), else `signal N`.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGINT => "SIGINT".to_string(),
+        libc::SIGTERM => "SIGTERM".to_string(),
+        libc::SIGHUP => "SIGHUP".to_string(),
+        libc::SIGKILL => "SIGKILL".to_string(),
+        libc::SIGPIPE => "SIGPIPE".to_string(),
+        libc::SIGSEGV => "SIGSEGV".to_string(),
+        libc::SIGABRT => "SIGABRT".to_string(),
+        _ => format!("signal {sig}"),
+    }
+}
+
+/// Sends `sig` to the process group `pgid` (a child started as the leader of its own group).
+pub fn signal_group(pgid: u32, sig: i32) -> std::io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid).map_err(std::io::Error::other)?;
+    // SAFETY: kill has no memory-safety preconditions; a negative pid names a process group.
+    check(unsafe { libc::kill(-pgid, sig) })
+}
+
+/// Blocks SIGPIPE in the calling thread only: a write to a closed pipe from this thread then
+/// fails with EPIPE instead of ending the process (the signal a write raises goes to the
+/// thread that wrote, and stays pending there until the thread ends).
+pub fn block_sigpipe_in_this_thread() {
+    // SAFETY: `set` is initialised by sigemptyset before use; the pointers are valid.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 impl Default for DeferSignals {
