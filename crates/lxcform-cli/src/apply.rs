@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 every container as declared, 1 some failed or were skipped, 2 invalid
 //! manifest (nothing changed); with `--detailed-exitcode`, 3 when all succeeded and something
-//! changed. JSON (`--json`): [`lxcform::manifest::ApplySummary`].
+//! changed. JSON (`--json`): [`lxcform::manifest::ApplySummary`]. Stopped by SIGINT, SIGTERM
+//! or SIGHUP, it waits for the running children, prints the summary, then ends by the signal.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ pub struct ApplyArgs {
     /// The manifest (YAML).
     pub file: PathBuf,
     /// How many containers to converge at once [default: the number of cores].
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Only show what would change, as `lxcform plan` does.
     #[arg(long)]
@@ -28,6 +29,15 @@ pub struct ApplyArgs {
     /// Exit with 3 when something changed, 0 when nothing did.
     #[arg(long)]
     pub detailed_exitcode: bool,
+}
+
+/// `--jobs`: a whole number, at least 1.
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("must be a whole number, at least 1".to_string()),
+    }
 }
 
 pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
@@ -64,6 +74,11 @@ pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
     } else {
         let labels: Vec<String> = m.entries.iter().map(|e| e.label()).collect();
         render(&summary, &labels, Paint::stdout());
+    }
+    if let Some(sig) = summary.interrupted {
+        // Reported; now end the way the signal asked.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        lxcform::liblxc::sys::die_by_signal(sig);
     }
     ExitCode::from(if summary.failed + summary.skipped > 0 {
         crate::FAILED
@@ -111,6 +126,10 @@ fn render(s: &ApplySummary, labels: &[String], p: Paint) {
         "Apply: {} changed, {} ok, {} failed, {} skipped in {:.1}s.",
         s.changed, s.ok, s.failed, s.skipped, s.seconds
     );
+    if let Some(sig) = s.interrupted {
+        let name = lxcform::liblxc::sys::signal_name(sig);
+        println!("{}", p.red(&format!("Stopped by {name}.")));
+    }
 }
 
 /// The child process: options as JSON on stdin, one report as JSON on the last line of stdout.

@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
+use lxcform::liblxc::sys::signal_name;
 use lxcform::manifest::{EntryResult, Event, Manifest, Status};
 
 use crate::paint::Paint;
@@ -16,6 +17,7 @@ pub struct Progress {
     running: Vec<(usize, String, Instant)>,
     done: usize,
     failed: usize,
+    skipped: usize,
     /// Lines of the live block now on screen.
     drawn: usize,
 }
@@ -30,6 +32,7 @@ impl Progress {
             running: Vec::new(),
             done: 0,
             failed: 0,
+            skipped: 0,
             drawn: 0,
         }
     }
@@ -43,12 +46,22 @@ impl Progress {
             Event::Finished { index, result } => {
                 self.running.retain(|(i, ..)| *i != index);
                 self.done += 1;
-                if matches!(result.status, Status::Failed | Status::Skipped) {
-                    self.failed += 1;
+                match result.status {
+                    Status::Failed => self.failed += 1,
+                    Status::Skipped => self.skipped += 1,
+                    Status::Ok | Status::Changed => {}
                 }
                 line = Some(self.finished_line(index, result));
             }
             Event::Tick => {}
+            Event::Interrupted { signal } => {
+                line = Some(format!(
+                    "{} no more containers start; waiting for the {} running",
+                    self.paint
+                        .red(&format!("stopping on {}:", signal_name(signal))),
+                    self.running.len()
+                ));
+            }
         }
         let mut err = std::io::stderr().lock();
         if !self.live {
@@ -117,13 +130,14 @@ impl Progress {
         let filled = self.done * WIDTH / total;
         let p = self.paint;
         format!(
-            "[{}{}] {}/{} done, {} running, {} failed  {:.1}s",
+            "[{}{}] {}/{} done, {} running, {} failed, {} skipped  {:.1}s",
             p.green(&"#".repeat(filled)),
             "-".repeat(WIDTH - filled),
             self.done,
             self.names.len(),
             self.running.len(),
             self.failed,
+            self.skipped,
             self.start.elapsed().as_secs_f64()
         )
     }

@@ -290,3 +290,112 @@ containers:
     let config = fs::read_to_string(Path::new(&lxc).join("web/config")).unwrap();
     assert!(config.contains("lxc.tty.max = 3"), "{config}");
 }
+
+#[test]
+fn a_signal_stops_the_run_between_containers_and_leaves_nothing_half_made() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if skip_live() {
+        return;
+    }
+    let dir = TempDir::new("signal");
+    let lxc = dir.sub("lxc");
+    let names = ["sig1", "sig2", "sig3", "sig4", "sig5", "sig6"];
+    let entries: String = names.iter().map(|n| format!("  - name: {n}\n")).collect();
+    let file = dir.manifest(
+        "m.yml",
+        &format!(
+            "defaults:
+  template: busybox
+  lxc_path: {lxc}
+  container_config: [lxc.net.0.type=empty]
+containers:
+{entries}"
+        ),
+    );
+    // Inherited by the children: finds them after the parent has gone. (The monitors of the
+    // containers the run started inherit it too; they are not `lxcform` processes.)
+    let mark = format!("LXCFORM_TEST_RUN={}", dir.path().display());
+    let marked = || -> Vec<String> {
+        let Ok(procs) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .filter(|p| {
+                let cmdline = fs::read(p.path().join("cmdline")).unwrap_or_default();
+                let argv1 = cmdline.split(|&b| b == 0).nth(1).unwrap_or_default();
+                (argv1 == b"apply" || argv1 == b"__converge")
+                    && fs::read(p.path().join("environ"))
+                        .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == mark.as_bytes()))
+            })
+            .map(|p| p.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    for (signal, number) in [("-INT", 2), ("-TERM", 15)] {
+        let child = Command::new(manifest_harness::BIN)
+            .args(["apply", &file, "--jobs", "2", "--json"])
+            .env("LXCFORM_TEST_RUN", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the first containers are being made, stop the run.
+        let t0 = Instant::now();
+        while !names.iter().any(|n| Path::new(&lxc).join(n).exists()) {
+            assert!(t0.elapsed() < Duration::from_secs(60), "nothing started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let kill = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(number),
+            "{signal}: ends by the signal, after its summary: {out:?}"
+        );
+        let s: Summary = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{signal}: no summary ({e}): {out:?}"));
+        assert_eq!(s.interrupted, Some(number), "{s:#?}");
+        assert_eq!(s.containers.len(), names.len());
+        assert!(
+            s.skipped >= 1,
+            "entries after the signal never start: {s:#?}"
+        );
+        for c in &s.containers {
+            // Every container is either made as declared or not there at all.
+            let state = TempDir::lxc_state(&lxc, &c.name);
+            match c.status {
+                Status::Changed | Status::Ok => assert_eq!(state, "RUNNING", "{c:#?}"),
+                Status::Skipped => assert_eq!(state, "ABSENT", "{c:#?}"),
+                Status::Failed => {
+                    assert!(state == "ABSENT" || state == "RUNNING", "{state}: {c:#?}");
+                    if state == "ABSENT" {
+                        assert!(!Path::new(&lxc).join(&c.name).exists(), "{c:#?}");
+                    }
+                }
+            }
+        }
+        // No child keeps working after the parent is gone.
+        assert_eq!(
+            marked(),
+            Vec::<String>::new(),
+            "processes of the stopped run"
+        );
+        // The next run finishes the job.
+        let s: Summary = lxcform(&["apply", &file, "--json"]).code(0).json();
+        assert_eq!(s.failed + s.skipped, 0, "{s:#?}");
+        assert_eq!(s.interrupted, None);
+        for n in names {
+            assert_eq!(TempDir::lxc_state(&lxc, n), "RUNNING", "{n}");
+        }
+        for n in names {
+            lxcform(&["ensure", n, "-P", &lxc, "--state", "absent"]).code(0);
+        }
+    }
+}

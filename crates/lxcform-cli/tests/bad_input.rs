@@ -490,3 +490,30 @@ fn missing_config_file_fails_before_the_host_is_touched() {
         &["config", missing.to_str().unwrap()],
     );
 }
+
+#[test]
+fn apply_jobs_must_be_a_whole_number_of_at_least_one() {
+    let f = Fixture::new("apply-jobs");
+    let manifest = f.lxc.path().join("m.yml");
+    fs::write(
+        &manifest,
+        format!(
+            "containers:\n  - name: {}\n    template: busybox\n    lxc_path: {}\n",
+            unique("jobs"),
+            f.lxc.path().display()
+        ),
+    )
+    .unwrap();
+    for (jobs, why) in [
+        ("0", "must be at least 1"),
+        ("-1", "must be a whole number"),
+        ("two", "must be a whole number"),
+    ] {
+        let args: Vec<OsString> = vec![
+            "apply".into(),
+            manifest.clone().into(),
+            format!("--jobs={jobs}").into(),
+        ];
+        f.rejects(args, USAGE, &["--jobs", &format!("'{jobs}'"), why]);
+    }
+}

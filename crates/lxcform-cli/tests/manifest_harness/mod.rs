@@ -143,6 +143,8 @@ pub struct Summary {
     pub failed: usize,
     pub skipped: usize,
     pub seconds: f64,
+    #[serde(default)]
+    pub interrupted: Option<i32>,
     pub containers: Vec<EntryResult>,
 }
 

@@ -25,8 +25,9 @@
 //! single-valued key is dropped when the container sets that key, other lines add up.
 //! Booleans take YAML 1.1 spellings too (`yes`, `no`, `on`, `off`), as Ansible does.
 //!
-//! Unknown keys, wrong types and invalid values are all reported, each with file, line and
-//! column, by [`load`] — before anything on the host is touched.
+//! [`load`] reports problems with file, line and column, before anything on the host is
+//! touched: the first unknown key or wrong type (the YAML parser stops there), or else every
+//! invalid value of every entry.
 //!
 //! # Order
 //!

@@ -3,7 +3,9 @@
 //! entries with something to do; a child validates its options again, runs
 //! [`ensure`](crate::ensure) and writes a [`Report`] as JSON on its stdout.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Entry, Manifest, Scheduler};
 use crate::facts::CommandResult;
+use crate::liblxc::sys::{self, DeferSignals};
 use crate::spec::SpecArgs;
 use crate::{Error, Options, Outcome};
 
@@ -131,6 +134,11 @@ pub struct ApplySummary {
     pub skipped: usize,
     /// Wall time of the run, in seconds.
     pub seconds: f64,
+    /// The signal (SIGINT, SIGTERM, SIGHUP) that stopped the run: no entry started after it,
+    /// running children were passed it and waited for. The caller reports, then ends by it
+    /// ([`sys::die_by_signal`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<i32>,
     /// Every entry, in file order.
     pub containers: Vec<EntryResult>,
 }
@@ -154,6 +162,11 @@ pub enum Event<'a> {
     },
     /// Nothing ended for a while (every 100 ms), to redraw timers.
     Tick,
+    /// A signal stopped the run: the running entries were passed it and are waited for.
+    Interrupted {
+        /// The signal.
+        signal: i32,
+    },
 }
 
 fn result_of(e: &Entry, report: Report, started: Instant) -> EntryResult {
@@ -186,39 +199,53 @@ fn report_of(output: std::io::Result<Output>) -> Report {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            Report::failed(format!(
-                "the child process ended with {} and no report: {}",
-                out.status,
-                tail.join(" | ")
-            ))
+            let how = match out.status.signal() {
+                Some(sig) => format!("was stopped by {}", sys::signal_name(sig)),
+                None => format!("ended with {} and no report", out.status),
+            };
+            let tail = tail.join(" | ");
+            let sep = if tail.is_empty() { "" } else { ": " };
+            Report::failed(format!("the child process {how}{sep}{tail}"))
         }
     }
 }
 
-/// Starts the child for entry `index`; its result arrives on `tx`.
+/// Starts the child for entry `index` and returns its pid; its result arrives on `tx`.
+///
+/// The child leads its own process group, so a Ctrl-C on the terminal reaches only the
+/// parent, which decides what the children hear ([`apply`]). Its input is written by the
+/// thread that waits for it, with SIGPIPE blocked there: a child that dies before reading
+/// is a failed entry, not the end of the parent.
 fn spawn(
     child: &dyn Fn() -> Command,
     e: &Entry,
     index: usize,
     tx: mpsc::Sender<(usize, Report)>,
-) -> Result<(), String> {
+) -> Result<u32, String> {
     let mut cmd = child();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        .process_group(0);
     let mut proc = cmd
         .spawn()
         .map_err(|e| format!("cannot start a child process: {e}"))?;
+    let pid = proc.id();
     let input = serde_json::to_vec(&e.args).unwrap_or_default();
-    if let Some(mut stdin) = proc.stdin.take() {
-        stdin
-            .write_all(&input)
-            .map_err(|e| format!("cannot write to the child process: {e}"))?;
-    }
+    let stdin = proc.stdin.take();
     thread::spawn(move || {
-        let _ = tx.send((index, report_of(proc.wait_with_output())));
+        sys::block_sigpipe_in_this_thread();
+        let written = stdin.map_or(Ok(()), |mut s| s.write_all(&input));
+        let mut report = report_of(proc.wait_with_output());
+        if let (Err(e), false) = (written, report.ok) {
+            report.error = Some(format!(
+                "cannot write to the child process: {e}; {}",
+                report.error.unwrap_or_default()
+            ));
+        }
+        let _ = tx.send((index, report));
     });
-    Ok(())
+    Ok(pid)
 }
 
 /// Records an entry's end, and skips the entries that waited for it if it failed.
@@ -239,9 +266,15 @@ fn finish(
     });
     results[i] = Some(r);
     for j in skipped {
+        // Only the entries it waited for that did not succeed: the reason it did not run.
         let waited: Vec<&str> = sched
             .waits(j)
             .iter()
+            .filter(|&&w| {
+                results[w]
+                    .as_ref()
+                    .is_some_and(|r| matches!(r.status, Status::Failed | Status::Skipped))
+            })
             .map(|&w| entries[w].spec.name.as_str())
             .collect();
         let report = Report::failed(format!("skipped: waits for {}", waited.join(", ")));
@@ -261,29 +294,44 @@ fn finish(
 /// depend on. `child` makes the command of a child process: one that reads an entry's
 /// [`Entry::args`] on stdin, calls [`converge`] and prints its [`Report`] as JSON. A failure
 /// does not stop the other entries; entries waiting for a failed one are skipped.
+///
+/// SIGINT, SIGTERM and SIGHUP stop the run: no entry starts after one, the running children
+/// are passed it (each stops after its current step, removing a container it created and
+/// never started) and waited for, and the entries not started are skipped. The summary says
+/// which signal it was, for the caller to end by it once it has reported.
 pub fn apply(
     manifest: &Manifest,
     jobs: usize,
     child: &dyn Fn() -> Command,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> ApplySummary {
+    let signals = DeferSignals::new();
     let run_started = Instant::now();
     let entries = &manifest.entries;
     let mut sched = Scheduler::new(entries.iter().map(|e| e.waits_for.clone()).collect());
     let mut results: Vec<Option<EntryResult>> = vec![None; entries.len()];
     let mut started: Vec<Option<Instant>> = vec![None; entries.len()];
     let (tx, rx) = mpsc::channel::<(usize, Report)>();
-    let mut running = 0usize;
-    let jobs = jobs.max(1);
+    let mut running: HashMap<usize, u32> = HashMap::new();
+    let mut interrupted = None;
 
     while !sched.is_done() {
-        while running < jobs {
+        if let (None, Some(sig)) = (interrupted, signals.take()) {
+            interrupted = Some(sig);
+            for &pid in running.values() {
+                let _ = sys::signal_group(pid, sig);
+            }
+            on_event(Event::Interrupted { signal: sig });
+        }
+        while interrupted.is_none() && running.len() < jobs.max(1) {
             let Some(i) = sched.next() else { break };
             let e = &entries[i];
             let at = Instant::now();
             started[i] = Some(at);
             // The parent's own look finds what is already as declared without a child, except
-            // where `container_log` wants every run logged, as `ensure` logs it.
+            // where `container_log` wants every run logged, as `ensure` logs it. Looking only
+            // reads (files and liblxc's monitor socket); whatever changes a container, and so
+            // may fork, runs in the child.
             let looked = crate::execute::observe_spec(&e.spec)
                 .ok()
                 .and_then(|o| crate::plan(&e.spec, &o).ok());
@@ -308,8 +356,8 @@ pub fn apply(
                 None => Vec::new(),
             };
             match spawn(child, e, i, tx.clone()) {
-                Ok(()) => {
-                    running += 1;
+                Ok(pid) => {
+                    running.insert(i, pid);
                     on_event(Event::Started {
                         index: i,
                         steps: &steps,
@@ -326,18 +374,44 @@ pub fn apply(
                 ),
             }
         }
-        if running == 0 {
+        if running.is_empty() {
+            if interrupted.is_some() {
+                break;
+            }
             continue;
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok((i, report)) => {
-                running -= 1;
+                running.remove(&i);
                 let at = started[i].unwrap_or_else(Instant::now);
                 finish(entries, i, report, at, &mut sched, &mut results, on_event);
             }
             Err(_) => on_event(Event::Tick),
         }
     }
+    if let Some(sig) = interrupted {
+        for (i, e) in entries.iter().enumerate() {
+            if results[i].is_none() {
+                let report = Report::failed(format!(
+                    "not started: the run was stopped by {}",
+                    sys::signal_name(sig)
+                ));
+                let r = EntryResult {
+                    status: Status::Skipped,
+                    ..result_of(e, report, Instant::now())
+                };
+                on_event(Event::Finished {
+                    index: i,
+                    result: &r,
+                });
+                results[i] = Some(r);
+            }
+        }
+    }
+    // A signal after the last entry ended, or a second one, is the caller's to act on too
+    // (taken, so that dropping `signals` does not end the process before the summary).
+    let late = signals.take();
+    let interrupted = interrupted.or(late);
     let containers: Vec<EntryResult> = results.into_iter().flatten().collect();
     let count = |s: Status| containers.iter().filter(|r| r.status == s).count();
     ApplySummary {
@@ -346,6 +420,7 @@ pub fn apply(
         failed: count(Status::Failed),
         skipped: count(Status::Skipped),
         seconds: run_started.elapsed().as_secs_f64(),
+        interrupted,
         containers,
     }
 }
