@@ -211,38 +211,9 @@ pub fn lxcform(args: &[&str]) -> Run {
 
 // --- skipping -------------------------------------------------------------------------------
 
-fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Whether `program` is on PATH.
-pub fn have(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-}
-
-/// True (after printing why) when live tests cannot run here.
-#[must_use]
-pub fn skip_live() -> bool {
-    let why = if !is_root() {
-        "live tests need root"
-    } else if !Path::new("/usr/share/lxc/templates/lxc-busybox").is_file() {
-        "live tests need the busybox template"
-    } else if !have("lxc-info") {
-        "live tests need lxc-info (package lxc)"
-    } else {
-        return false;
-    };
-    skip(format_args!("SKIP: {why}"));
-    true
-}
+// Not every test file uses each of them.
+#[allow(unused_imports)]
+pub use common::{have_program as have, is_root, skip, skip_live};
 
 // --- temporary directory --------------------------------------------------------------------
 
@@ -358,11 +329,4 @@ impl Drop for TempDir {
         }
         let _ = fs::remove_dir_all(&self.path);
     }
-}
-
-/// Says why a test is skipped, on the real stderr: the harness captures `println!`, and a
-/// skip must show in CI's output.
-pub fn skip(why: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{why}");
 }
