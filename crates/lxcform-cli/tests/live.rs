@@ -851,3 +851,82 @@ fn a_signal_during_a_create_ends_the_run_by_it_and_leaves_no_container() {
         );
     }
 }
+
+/// A config change reaches liblxc once: its in-memory config is replaced, not added to, so
+/// hooks do not run twice and a clone's config holds each line once (liblxc's `load_config`
+/// parses into the config it already has).
+#[test]
+fn a_written_config_is_loaded_once_so_hooks_run_once_and_clones_get_each_line_once() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("cfg-once");
+    let name = unique("cfg-once");
+    let hook = lxc.path().join("hook.sh");
+    let runs = lxc.path().join("hook.runs");
+    fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$LXC_NAME\" >> {}\n", runs.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook_line = format!("lxc.hook.pre-start={}", hook.display());
+    let hook_runs = || {
+        fs::read_to_string(&runs)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    lxc.ensure(
+        &name,
+        &["-t", "busybox", NO_NET, "--config-line", &hook_line],
+    );
+    assert_eq!(hook_runs(), 1, "the first start ran the hook once");
+
+    // Running: a changed line restarts it, with the config read from the file once.
+    let o = lxc.ensure(
+        &name,
+        &[
+            NO_NET,
+            "--config-line",
+            &hook_line,
+            "--config-line",
+            "lxc.tty.max=3",
+        ],
+    );
+    assert_eq!(o.steps, ["stop", WRITE1, "start"]);
+    assert_eq!(
+        hook_runs(),
+        2,
+        "the restart ran the hook once more, not twice"
+    );
+
+    // A clone made in the same run as a config change gets the new config, each line once.
+    let clone = format!("{name}-c");
+    lxc.ensure_run(
+        &name,
+        &[
+            "--state",
+            "stopped",
+            NO_NET,
+            "--config-line",
+            "lxc.tty.max=4",
+            "--clone-name",
+            &clone,
+        ],
+    )
+    .ok();
+    let config = lxc.config_text(&clone);
+    assert_eq!(lines_with_key(&config, "lxc.tty.max"), ["lxc.tty.max = 4"]);
+    assert_eq!(
+        lines_with_key(&config, "lxc.hook.pre-start").len(),
+        1,
+        "{config}"
+    );
+    let origin = lxc.config_text(&name);
+    let mounts = |c: &str| lines_with_key(c, "lxc.mount.entry").len();
+    assert_eq!(mounts(&config), mounts(&origin), "{config}");
+    lxc.ensure(&clone, &["--state", "absent"]);
+    lxc.ensure(&name, &["--state", "absent"]);
+}

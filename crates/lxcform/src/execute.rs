@@ -333,7 +333,7 @@ fn run_steps(
                 file.apply(&edits);
                 config_file::write_atomic(&path, file.render().as_bytes())
                     .map_err(|e| io("write config", e))?;
-                c.load_config()?;
+                c.reload_config()?;
             }
             Step::Start => {
                 guard.disarm();

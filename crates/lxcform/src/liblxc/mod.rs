@@ -594,12 +594,21 @@ impl Container {
         (pid > 0).then_some(pid)
     }
 
-    /// Reloads the configuration from the container's config file (after lxcform edited it).
-    pub fn load_config(&self) -> Result<(), LxcError> {
+    /// Replaces the in-memory configuration with the container's config file (after lxcform
+    /// edited it).
+    ///
+    /// liblxc's `load_config` parses the file into the config it already holds, so list-valued
+    /// keys (`lxc.mount.entry`, hooks, `lxc.cap.drop` …) would end up twice: it is cleared
+    /// first.
+    pub fn reload_config(&self) -> Result<(), LxcError> {
+        let clear = unsafe_fn(self, Op::LoadConfig, "clear_config", |c| c.clear_config)?;
+        let load = unsafe_fn(self, Op::LoadConfig, "load_config", |c| c.load_config)?;
         let mark = log::mark();
-        let f = unsafe_fn(self, Op::LoadConfig, "load_config", |c| c.load_config)?;
+        // SAFETY: live container; liblxc frees its config and leaves NULL, which load_config
+        // replaces with a fresh one. No pointer into the old config is held here.
+        unsafe { clear(self.raw()) };
         // SAFETY: live container; NULL means "the container's own config file".
-        let ok = unsafe { f(self.raw(), ptr::null()) };
+        let ok = unsafe { load(self.raw(), ptr::null()) };
         self.check(Op::LoadConfig, mark, ok)
     }
 
