@@ -471,3 +471,85 @@ fn documentation_options_match_the_parser() {
         }
     }
 }
+
+/// Runs the module with `args` and extra environment, returning its result once its stdout
+/// reaches end-of-file, and how long that took.
+fn run_env(args: &Value, env: &[(&str, &str)]) -> (ModuleResult, std::time::Duration) {
+    let file = unique("lxc_container-args");
+    std::fs::write(&file, args.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    // `timeout` bounds a hang: without it a regression would stall the whole suite.
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(BIN)
+        .arg(&file)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
+    let r = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not the module's JSON ({e}): {stdout:?} {:?}", out.status));
+    (r, took)
+}
+
+/// What the module starts inside the container behaves as it would under `lxc-attach`: it
+/// gets the module's environment (as the Python module's `attach_wait` passes it, so a task's
+/// `environment:` reaches it) and SIGPIPE's default action (Rust ignores SIGPIPE, and an
+/// ignored signal survives exec: `yes | head -1` would never end).
+#[test]
+fn container_command_gets_the_environment_and_default_sigpipe() {
+    let Some(lxc) = LxcPath::new("container_command_gets_the_environment_and_default_sigpipe")
+    else {
+        return;
+    };
+    let args = json!({"name": "env1", "template": "busybox", "lxc_path": lxc.path(),
+        "container_config": "lxc.net.0.type=empty", "state": "stopped",
+        "container_command": "echo \"proxy=$http_proxy\"; yes | head -1; grep SigIgn /proc/self/status"});
+    let (r, _) = run_env(&args, &[("http_proxy", "http://proxy.example:3128")]);
+    assert!(!r.failed, "{r:?}");
+    let stdout = r.stdout.unwrap_or_default();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("proxy=http://proxy.example:3128"));
+    assert_eq!(lines.next(), Some("y"));
+    let ignored = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("");
+    let mask = u64::from_str_radix(ignored, 16).unwrap_or(u64::MAX);
+    const SIGPIPE: u32 = 13;
+    assert_eq!(mask & (1 << (SIGPIPE - 1)), 0, "SIGPIPE ignored: {stdout}");
+}
+
+/// What a template leaves running must not hold the caller's stdout open: the module's
+/// copies of its standard descriptors are close-on-exec, so Ansible reads the result as
+/// soon as the module ends, not when the template's leftovers do.
+#[test]
+fn a_template_leftover_does_not_hold_the_modules_stdout_open() {
+    let Some(lxc) = LxcPath::new("a_template_leftover_does_not_hold_the_modules_stdout_open")
+    else {
+        return;
+    };
+    std::fs::create_dir_all(&lxc.0).unwrap();
+    let template = lxc.0.join("lxc-lingering");
+    std::fs::write(
+        &template,
+        "#!/bin/sh\n(sleep 29.871 </dev/null >/dev/null 2>&1 &)\nexec /usr/share/lxc/templates/lxc-busybox \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &template,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let args = json!({"name": "linger1", "template": template, "lxc_path": lxc.path(),
+        "container_config": "lxc.net.0.type=empty", "state": "stopped"});
+    let (r, took) = run_env(&args, &[]);
+    assert!(r.changed && !r.failed, "{r:?}");
+    let _ = Command::new("pkill").args(["-f", "sleep 29.871"]).status();
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "stdout stayed open for {took:?}, as long as the template's leftover"
+    );
+}

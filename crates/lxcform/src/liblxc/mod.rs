@@ -461,8 +461,10 @@ impl StdioCapture {
         let lock = STDIO_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut saved = Vec::with_capacity(2);
         for fd in [1, 2] {
-            // SAFETY: dup of a standard descriptor; the result is checked.
-            let copy = unsafe { libc::dup(fd) };
+            // Close-on-exec: the copies must not reach the template and what it leaves running,
+            // which would hold the caller's stdout open (a pipe to Ansible) after we return.
+            // SAFETY: F_DUPFD_CLOEXEC of a standard descriptor; the result is checked.
+            let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
             if copy < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -472,17 +474,19 @@ impl StdioCapture {
         let saved: [OwnedFd; 2] = saved.try_into().expect("two descriptors were pushed");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        for fd in [1, 2] {
-            // SAFETY: both descriptors are open; dup2 replaces fd 1/2 atomically.
-            if unsafe { libc::dup2(file.as_raw_fd(), fd) } < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-        }
-        Ok(StdioCapture {
+        let capture = StdioCapture {
             file,
             saved,
             _lock: lock,
-        })
+        };
+        for fd in [1, 2] {
+            // SAFETY: both descriptors are open; dup2 replaces fd 1/2 atomically. On failure,
+            // dropping `capture` puts back whichever of them was replaced.
+            if unsafe { libc::dup2(capture.file.as_raw_fd(), fd) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(capture)
     }
 
     fn output(&self) -> String {
@@ -673,6 +677,7 @@ impl Container {
         argv.push(ptr::null_mut());
         let f = unsafe_fn(self, op, "create", |c| c.create)?;
         let mark = log::mark();
+        let _sigpipe = sys::SigpipeDefault::new();
         let capture = StdioCapture::start().ok();
         // SAFETY: live container; every string pointer in `specs` and `argv` points into a
         // CString above that outlives the call; `argv` is NULL-terminated; liblxc does not
@@ -716,6 +721,7 @@ impl Container {
                 f(self.raw(), true);
             }
         }
+        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Start, "start", |c| c.start)?;
         // SAFETY: live container; a NULL argv boots the container's configured init.
         let ok = unsafe { f(self.raw(), 0, ptr::null()) };
@@ -734,6 +740,7 @@ impl Container {
     /// Kills the container at once (liblxc's `stop`).
     pub fn stop(&self) -> Result<(), LxcError> {
         let mark = log::mark();
+        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Stop, "stop", |c| c.stop)?;
         // SAFETY: live container.
         let ok = unsafe { f(self.raw()) };
@@ -744,6 +751,7 @@ impl Container {
 
     /// Asks init to power off and waits up to `timeout_secs` for it; false on time-out.
     pub fn shutdown(&self, timeout_secs: i32) -> Result<bool, LxcError> {
+        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Shutdown, "shutdown", |c| c.shutdown)?;
         // SAFETY: live container; plain integer argument.
         Ok(unsafe { f(self.raw(), timeout_secs) })
@@ -821,6 +829,7 @@ impl Container {
     /// Removes the container: its rootfs, its storage and its config.
     pub fn destroy(&self) -> Result<(), LxcError> {
         let mark = log::mark();
+        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Destroy, "destroy", |c| c.destroy)?;
         // SAFETY: live container.
         let ok = unsafe { f(self.raw()) };
@@ -846,6 +855,7 @@ impl Container {
         if args.allow_running {
             flags |= lxc_sys::LXC_CLONE_ALLOW_RUNNING as c_int;
         }
+        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, op, "clone", |c| c.clone)?;
         let mark = log::mark();
         // SAFETY: live container; all strings outlive the call; NULL pointers select liblxc's
@@ -999,8 +1009,11 @@ impl Container {
         Ok(unsafe { f(self.raw(), cstate.as_ptr(), timeout_secs) })
     }
 
-    /// Runs `program` with `args` inside the running container, with a clean environment,
-    /// stdin from /dev/null, and returns its exit status and output.
+    /// Runs `program` with `args` inside the running container, stdin from /dev/null, and
+    /// returns its exit status and output.
+    ///
+    /// It gets this process's environment, as with `lxc-attach` and the Python module (whose
+    /// `attach_wait` keeps it): an Ansible task's `environment:` (a proxy, say) reaches it.
     pub fn attach_run(&self, program: &str, args: &[&str]) -> Result<RunResult, LxcError> {
         let op = Op::Attach;
         let io_err = |e: std::io::Error| LxcError {
@@ -1016,14 +1029,6 @@ impl Container {
             .collect::<Result<Vec<_>, _>>()?;
         let mut argv: Vec<*const c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
         argv.push(ptr::null());
-        let env = [
-            c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            c"HOME=/root",
-            c"LANG=C.UTF-8",
-            c"TERM=dumb",
-        ];
-        let mut envp: Vec<*mut c_char> = env.iter().map(|e| e.as_ptr().cast_mut()).collect();
-        envp.push(ptr::null_mut());
         let stdin = File::open("/dev/null").map_err(io_err)?;
         let stdout = memfd(c"lxcform-attach-stdout").map_err(io_err)?;
         let stderr = memfd(c"lxcform-attach-stderr").map_err(io_err)?;
@@ -1034,8 +1039,8 @@ impl Container {
             initial_cwd: ptr::null_mut(),
             uid: u32::MAX,
             gid: u32::MAX,
-            env_policy: lxc_sys::lxc_attach_env_policy_t_LXC_ATTACH_CLEAR_ENV,
-            extra_env_vars: envp.as_mut_ptr(),
+            env_policy: lxc_sys::lxc_attach_env_policy_t_LXC_ATTACH_KEEP_ENV,
+            extra_env_vars: ptr::null_mut(),
             extra_keep_env: ptr::null_mut(),
             stdin_fd: stdin.as_raw_fd(),
             stdout_fd: stdout.as_raw_fd(),
@@ -1047,11 +1052,12 @@ impl Container {
                 list: ptr::null_mut(),
             },
         };
+        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, op, "attach_run_wait", |c| c.attach_run_wait)?;
         let mark = log::mark();
-        // SAFETY: live container; `options` mirrors LXC_ATTACH_OPTIONS_DEFAULT with our fds and
-        // environment; every pointer in it and in `argv` stays valid for the call; both
-        // arrays are NULL-terminated; liblxc only reads them.
+        // SAFETY: live container; `options` mirrors LXC_ATTACH_OPTIONS_DEFAULT with our fds;
+        // every pointer in it and in `argv` stays valid for the call; `argv` is
+        // NULL-terminated; liblxc only reads them.
         let status = unsafe { f(self.raw(), &mut options, cprogram.as_ptr(), argv.as_ptr()) };
         if status < 0 {
             return Err(self.fail(op, mark));

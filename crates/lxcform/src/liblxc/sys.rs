@@ -488,6 +488,43 @@ pub fn dev_parts(dev: u64) -> (u32, u32) {
     (libc::major(dev), libc::minor(dev))
 }
 
+/// While alive, SIGPIPE has its default action; on drop the previous one comes back.
+///
+/// Rust starts programs with SIGPIPE ignored, and an ignored signal, unlike a handled one,
+/// survives `exec`: everything liblxc runs (templates, hooks, a container's init and its
+/// services, `container_command`) would inherit it and spin or misbehave on a closed pipe
+/// (`yes | head -1` never ends). Wrapper calls that fork hold one of these.
+pub struct SigpipeDefault {
+    old: libc::sigaction,
+}
+
+impl SigpipeDefault {
+    /// Sets SIGPIPE to its default action.
+    pub fn new() -> SigpipeDefault {
+        // SAFETY: a zeroed sigaction is a valid "SIG_DFL, no flags, empty mask" value.
+        let action: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: zeroed is a valid out-parameter value for sigaction.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid for the call. If it fails, `old` stays SIG_DFL and
+        // the drop sets the default, which is what this guard is for anyway.
+        unsafe { libc::sigaction(libc::SIGPIPE, &action, &mut old) };
+        SigpipeDefault { old }
+    }
+}
+
+impl Default for SigpipeDefault {
+    fn default() -> Self {
+        SigpipeDefault::new()
+    }
+}
+
+impl Drop for SigpipeDefault {
+    fn drop(&mut self) {
+        // SAFETY: `old` is the disposition sigaction returned; restoring it.
+        unsafe { libc::sigaction(libc::SIGPIPE, &self.old, std::ptr::null_mut()) };
+    }
+}
+
 /// Restores the default action of SIGPIPE, so that a command line tool writing into a closed
 /// pipe (`lxcform list | head`) ends quietly instead of failing on every write.
 pub fn default_sigpipe() {
