@@ -1097,7 +1097,30 @@ impl Drop for Container {
 
 /// Checks a config line with liblxc's own parser, on an in-memory container that exists
 /// nowhere; returns liblxc's reason when it refuses the key or the value.
+///
+/// Two keys act on the host as liblxc parses them: `lxc.log.file` opens (and creates) its
+/// file, `lxc.log.syslog` opens syslog and adds it to this process's log. Those are checked
+/// here instead, as liblxc would check them, so that checking changes nothing (check mode).
 pub fn check_config_item(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        // Any path liblxc could open; empty clears it.
+        "lxc.log.file" => return Ok(()),
+        "lxc.log.syslog" => {
+            const FACILITIES: [&str; 9] = [
+                "daemon", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+                "local7",
+            ];
+            return if value.is_empty() || FACILITIES.iter().any(|f| f.eq_ignore_ascii_case(value)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "unsupported lxc.log.syslog facility {value:?} (one of {})",
+                    FACILITIES.join(", ")
+                ))
+            };
+        }
+        _ => {}
+    }
     // No container can live under /proc, so nothing is loaded and nothing is written.
     let c = Container::new("lxcform-validate", Path::new("/proc/lxcform-validate"))
         .map_err(|e| e.detail)?;
@@ -1119,7 +1142,7 @@ pub fn check_config_item(key: &str, value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::sys::IfAddr;
-    use super::Network;
+    use super::{check_config_item, Network};
 
     fn entry(name: &str, addr: Option<&str>, scope_id: u32) -> IfAddr {
         IfAddr {
@@ -1127,6 +1150,27 @@ mod tests {
             addr: addr.map(|a| a.parse().unwrap()),
             scope_id,
         }
+    }
+
+    #[test]
+    fn checking_log_keys_changes_nothing_on_the_host() {
+        let dir = std::env::temp_dir().join(format!("lxcform-logcheck-{}", std::process::id()));
+        let file = dir.join("created-by-check.log");
+        assert_eq!(
+            check_config_item("lxc.log.file", file.to_str().unwrap()),
+            Ok(())
+        );
+        assert!(
+            !dir.exists(),
+            "checking lxc.log.file made {}",
+            file.display()
+        );
+        assert_eq!(check_config_item("lxc.log.syslog", "local3"), Ok(()));
+        assert_eq!(check_config_item("lxc.log.syslog", "DAEMON"), Ok(()));
+        let err = check_config_item("lxc.log.syslog", "kern").unwrap_err();
+        assert!(err.contains("\"kern\"") && err.contains("local7"), "{err}");
+        assert_eq!(check_config_item("lxc.log.level", "DEBUG"), Ok(()));
+        assert!(check_config_item("lxc.log.level", "99").is_err());
     }
 
     #[test]
