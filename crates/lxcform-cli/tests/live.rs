@@ -930,3 +930,36 @@ fn a_written_config_is_loaded_once_so_hooks_run_once_and_clones_get_each_line_on
     lxc.ensure(&clone, &["--state", "absent"]);
     lxc.ensure(&name, &["--state", "absent"]);
 }
+
+/// A container's own `lxc.log.file` gets liblxc's log of what lxcform does to it, at its own
+/// `lxc.log.level`, as under `lxc-start` (lxcform's capture of liblxc's log for its error
+/// messages must not take it over).
+#[test]
+fn a_containers_own_log_file_gets_its_log() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("own-log");
+    let name = unique("own-log");
+    let own = lxc.path().join("own.log");
+    let file_line = format!("lxc.log.file={}", own.display());
+    lxc.ensure(
+        &name,
+        &[
+            "-t",
+            "busybox",
+            NO_NET,
+            "--config-line",
+            &file_line,
+            "--config-line",
+            "lxc.log.level=INFO",
+        ],
+    );
+    let text = fs::read_to_string(&own).unwrap_or_default();
+    assert!(
+        text.lines().any(|l| l.contains(" INFO ")),
+        "no INFO lines of the start in {}: {text:?}",
+        own.display()
+    );
+    lxc.ensure(&name, &["--state", "absent"]);
+}

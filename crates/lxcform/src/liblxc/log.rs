@@ -2,7 +2,9 @@
 //!
 //! liblxc's `error_string` is almost always empty; the reason for a failure is in its log. The
 //! log is process-global, so lxcform points it once at an anonymous memory file and, after a
-//! failed call, quotes the ERROR lines written since the call began.
+//! failed call, quotes the ERROR lines written since the call began. A container whose config
+//! names its own `lxc.log.file` keeps logging there (and at its own `lxc.log.level`), as under
+//! `lxc-start`; a failure then refers to that file.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -55,7 +57,26 @@ fn open() -> Option<Mutex<Capture>> {
         return None;
     }
     unchain_stderr();
+    let_containers_keep_their_own_log();
     Some(Mutex::new(Capture { file }))
+}
+
+unsafe extern "C" {
+    /// Set by `lxc_log_init` when it is given a file: from then on every container logs there,
+    /// whatever its `lxc.log.file` and `lxc.log.level` say (an exported symbol of liblxc.so;
+    /// a C `bool` in LXC 5, an `int` before: only its lowest byte is written, which clears
+    /// either on the little-endian targets LXC runs on here).
+    static mut lxc_log_use_global_fd: u8;
+}
+
+/// Lets a container's own `lxc.log.file` and `lxc.log.level` apply again, as with `lxc-start`
+/// without `-o`: liblxc then logs an operation on a container to that container's file when
+/// its config names one, and to ours otherwise. Without this, a user's log file stays empty
+/// for everything lxcform does, and their daemonised container's monitor too.
+fn let_containers_keep_their_own_log() {
+    // SAFETY: a static of liblxc written once, inside the OnceLock that opens the log, before
+    // any container is opened through this wrapper; nothing else runs liblxc meanwhile.
+    unsafe { (&raw mut lxc_log_use_global_fd).write(0) };
 }
 
 /// `struct lxc_log_appender` of liblxc's log.h (unchanged from LXC 3 to 6).

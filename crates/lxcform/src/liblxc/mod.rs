@@ -81,10 +81,6 @@ pub enum Op {
     Attach,
     /// `list_defined_containers`.
     List,
-    /// `get_cgroup_item`.
-    GetCgroup,
-    /// `set_cgroup_item`.
-    SetCgroup,
 }
 
 impl fmt::Display for Op {
@@ -107,8 +103,6 @@ impl fmt::Display for Op {
             Op::Wait => "wait for",
             Op::Attach => "run a command in",
             Op::List => "list containers in",
-            Op::GetCgroup => "read a cgroup setting of",
-            Op::SetCgroup => "write a cgroup setting of",
         })
     }
 }
@@ -549,7 +543,14 @@ impl Container {
     }
 
     fn fail(&self, op: Op, mark: log::Mark) -> LxcError {
-        fail(&self.name, op, self.error_string(), mark)
+        let mut err = fail(&self.name, op, self.error_string(), mark);
+        if err.log.is_empty() {
+            // Its own log file has the lines ours did not get (see `log`).
+            if let Ok(Ok(Some(file))) = self.config_item(c"lxc.log.file") {
+                err.detail = format!("{}; its lxc.log.file {file} has liblxc's log", err.detail);
+            }
+        }
+        err
     }
 
     fn check(&self, op: Op, mark: log::Mark, ok: bool) -> Result<(), LxcError> {
@@ -780,43 +781,6 @@ impl Container {
         self.check(Op::Freeze, mark, ok)
     }
 
-    /// Reads a cgroup setting of the running container (`freezer.state`, `memory.limit_in_bytes`
-    /// …); `None` when it is empty.
-    pub fn get_cgroup_item(&self, key: &str) -> Result<Option<String>, LxcError> {
-        let op = Op::GetCgroup;
-        let ckey = self.cstr(op, "cgroup key", key)?;
-        let f = unsafe_fn(self, op, "get_cgroup_item", |c| c.get_cgroup_item)?;
-        let mark = log::mark();
-        let mut buf = vec![0u8; 4096];
-        // SAFETY: live container; `buf` has room for `buf.len()` bytes including the NUL.
-        let len = unsafe {
-            f(
-                self.raw(),
-                ckey.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len() as c_int,
-            )
-        };
-        if len < 0 {
-            return Err(self.fail(op, mark));
-        }
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        let value = String::from_utf8_lossy(&buf[..end]).into_owned();
-        Ok((!value.is_empty()).then_some(value))
-    }
-
-    /// Writes a cgroup setting of the running container.
-    pub fn set_cgroup_item(&self, key: &str, value: &str) -> Result<(), LxcError> {
-        let op = Op::SetCgroup;
-        let ckey = self.cstr(op, "cgroup key", key)?;
-        let cvalue = self.cstr(op, "cgroup value", value)?;
-        let f = unsafe_fn(self, op, "set_cgroup_item", |c| c.set_cgroup_item)?;
-        let mark = log::mark();
-        // SAFETY: live container; both strings outlive the call.
-        let ok = unsafe { f(self.raw(), ckey.as_ptr(), cvalue.as_ptr()) };
-        self.check(op, mark, ok)
-    }
-
     /// Thaws a frozen container.
     pub fn unfreeze(&self) -> Result<(), LxcError> {
         let mark = log::mark();
@@ -884,15 +848,23 @@ impl Container {
     pub fn get_config_item(&self, key: &str) -> Result<Option<String>, LxcError> {
         let op = Op::GetConfig;
         let ckey = self.cstr(op, "config key", key)?;
-        let f = unsafe_fn(self, op, "get_config_item", |c| c.get_config_item)?;
         let mark = log::mark();
+        self.config_item(&ckey)?.map_err(|()| self.fail(op, mark))
+    }
+
+    /// liblxc's value of `key` (`Ok(None)` when unset, `Err(())` when liblxc fails: the
+    /// caller reports that, so that reporting a failure can read an item too).
+    fn config_item(&self, ckey: &CStr) -> Result<Result<Option<String>, ()>, LxcError> {
+        let f = unsafe_fn(self, Op::GetConfig, "get_config_item", |c| {
+            c.get_config_item
+        })?;
         // SAFETY: live container; a NULL buffer with length 0 asks for the needed length.
         let len = unsafe { f(self.raw(), ckey.as_ptr(), ptr::null_mut(), 0) };
         if len < 0 {
-            return Err(self.fail(op, mark));
+            return Ok(Err(()));
         }
         if len == 0 {
-            return Ok(None);
+            return Ok(Ok(None));
         }
         let mut buf = vec![0u8; len as usize + 1];
         // SAFETY: `buf` has room for `len` bytes plus the NUL liblxc writes.
@@ -905,10 +877,10 @@ impl Container {
             )
         };
         if got < 0 {
-            return Err(self.fail(op, mark));
+            return Ok(Err(()));
         }
         let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        Ok(Some(String::from_utf8_lossy(&buf[..end]).into_owned()))
+        Ok(Ok(Some(String::from_utf8_lossy(&buf[..end]).into_owned())))
     }
 
     /// Sets a config item in memory; liblxc checks the key and parses the value.
