@@ -399,3 +399,89 @@ containers:
         }
     }
 }
+
+/// A child killed outright (SIGKILL, the OOM killer) cannot clean up: its entry fails, what it
+/// ran (the template) is killed with it instead of running on, and the next run removes the
+/// half-made container and makes it anew.
+#[test]
+fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if skip_live() {
+        return;
+    }
+    let dir = TempDir::new("sigkill");
+    let lxc = dir.sub("lxc");
+    // A template that takes its time, recognisable by its sleep's argument.
+    let template = dir.path().join("lxc-slow");
+    let nap = "47.123";
+    fs::write(
+        &template,
+        format!("#!/bin/sh\nsleep {nap}\nexec /usr/share/lxc/templates/lxc-busybox \"$@\"\n"),
+    )
+    .unwrap();
+    fs::set_permissions(
+        &template,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let manifest = |template: &str| {
+        format!(
+            "defaults:\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: slow1\n    template: {template}\n"
+        )
+    };
+    let file = dir.manifest("m.yml", &manifest(&template.display().to_string()));
+    let sleeping = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("sleep {nap}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+
+    let started = Instant::now();
+    let apply = Command::new(manifest_harness::BIN)
+        .args(["apply", &file, "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !sleeping() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the template never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("pkill")
+        .args(["-KILL", "-P", &apply.id().to_string(), "-f", "__converge"])
+        .status()
+        .unwrap();
+    assert!(kill.success(), "no child to kill");
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "apply waited for the template of its killed child"
+    );
+    assert!(!sleeping(), "the killed child's template runs on");
+    let s: Summary =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no summary ({e}): {out:?}"));
+    let r = s.of("slow1");
+    assert_eq!(r.status, Status::Failed, "{r:#?}");
+    assert!(
+        r.error.as_deref().unwrap_or_default().contains("SIGKILL"),
+        "{r:#?}"
+    );
+
+    // What it left is found and replaced.
+    let file = dir.manifest("m2.yml", &manifest("busybox"));
+    let plan: Plan = lxcform(&["plan", &file, "--json"]).code(3).json();
+    assert_eq!(
+        plan.containers[0].steps.first().map(String::as_str),
+        Some("remove an interrupted create"),
+        "{plan:#?}"
+    );
+    let s: Summary = lxcform(&["apply", &file, "--json"]).code(0).json();
+    assert_eq!(s.of("slow1").status, Status::Changed, "{s:#?}");
+    assert_eq!(TempDir::lxc_state(&lxc, "slow1"), "RUNNING");
+}

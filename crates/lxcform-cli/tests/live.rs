@@ -963,3 +963,52 @@ fn a_containers_own_log_file_gets_its_log() {
     );
     lxc.ensure(&name, &["--state", "absent"]);
 }
+
+/// What a create cut off by SIGKILL (or a crash) leaves — the template's rootfs and config
+/// with liblxc's `partial` marker, which nobody holds any more — is removed and the container
+/// made anew; liblxc itself would refuse to start it forever ("Ongoing container creation
+/// detected"). While another process holds the marker (a create running now), nothing is
+/// touched.
+#[test]
+fn an_interrupted_create_is_removed_and_made_anew_and_an_ongoing_one_is_left_alone() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("partial");
+    let name = unique("partial");
+    lxc.stopped_container(&name);
+    let marker = lxc.path().join(&name).join("partial");
+    fs::write(&marker, "").unwrap();
+
+    // Held (as by a create under way, here with flock, liblxc's fallback): left alone.
+    // `-o`: the lock is flock's own, not the sleep's, and goes with it when it is killed.
+    let mut holder = std::process::Command::new("flock")
+        .arg("-o")
+        .arg(&marker)
+        .args(["sleep", "10"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = lxc.ensure_run(&name, &["-t", "busybox", NO_NET]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(busy.code, 1, "{busy:#?}");
+    let failure: Failure = busy.json();
+    assert!(
+        failure.msg.contains("is being created by another process"),
+        "{failure:?}"
+    );
+    assert!(marker.exists(), "an ongoing create's marker was touched");
+
+    // Nobody holds it: an interrupted create.
+    let o = lxc.ensure(&name, &["-t", "busybox", NO_NET]);
+    assert_eq!(
+        o.steps,
+        ["remove an interrupted create", CREATE, WRITE1, "start"]
+    );
+    assert_eq!(lxc.lxc_state(&name), "RUNNING");
+    assert!(!marker.exists());
+    let again = lxc.ensure(&name, &["-t", "busybox", NO_NET]);
+    assert!(!again.changed, "{again:?}");
+    lxc.ensure(&name, &["--state", "absent"]);
+}

@@ -11,7 +11,7 @@ use crate::config_file::{self, ConfigFile};
 use crate::error::Error;
 use crate::facts::{CommandResult, Diff, Facts, Outcome};
 use crate::liblxc::sys::DeferSignals;
-use crate::liblxc::{self, BdevSpecs, Container, CreateArgs};
+use crate::liblxc::{self, BdevSpecs, Container, CreateArgs, CreateMarker};
 use crate::lock::ContainerLock;
 use crate::plan::{plan, Current, Observed, Plan, Step};
 use crate::spec::ContainerSpec;
@@ -57,6 +57,21 @@ fn observe_with(c: &Container, spec: &ContainerSpec) -> Result<Observed, Error> 
 }
 
 fn observe_container(c: &Container) -> Result<Observed, Error> {
+    match c.create_marker() {
+        CreateMarker::None => {}
+        CreateMarker::Ongoing => {
+            return Ok(Observed {
+                being_created: true,
+                ..Observed::absent()
+            })
+        }
+        CreateMarker::Interrupted => {
+            return Ok(Observed {
+                unfinished: true,
+                ..Observed::absent()
+            })
+        }
+    }
     if !c.is_defined() {
         return Ok(Observed {
             occupied: c.lxc_path().join(c.name()).exists(),
@@ -343,6 +358,20 @@ fn run_steps(
             Step::Freeze => c.freeze()?,
             Step::Unfreeze => c.unfreeze()?,
             Step::Destroy => c.destroy()?,
+            Step::RemoveUnfinished => {
+                // liblxc removes its storage when it can; the directory goes in any case.
+                let _ = c.destroy();
+                let dir = spec.lxc_path.join(&spec.name);
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(|source| Error::Io {
+                        container: spec.name.clone(),
+                        what: "remove an interrupted create",
+                        path: dir,
+                        source,
+                    })?;
+                }
+                c.clear_config()?;
+            }
             Step::Archive => {
                 if let Some(archive) = &spec.archive {
                     done.archive = Some(crate::archive::write(c, archive)?);

@@ -63,6 +63,11 @@ pub struct Observed {
     pub store: Option<Store>,
     /// `<lxc_path>/<name>` exists although no container is defined there.
     pub occupied: bool,
+    /// A create of it was cut off (liblxc's `partial` marker is there and nobody holds it):
+    /// what it left is removed and the container is made anew.
+    pub unfinished: bool,
+    /// Another process is creating it right now (it holds liblxc's `partial` marker).
+    pub being_created: bool,
     /// The clone named by `clone_name`, when the spec has one.
     pub clone: Option<Box<Observed>>,
     /// Snapshot clones whose rootfs lies on this container's (liblxc will not destroy it).
@@ -77,6 +82,8 @@ impl Observed {
             config: ConfigFile::default(),
             store: None,
             occupied: false,
+            unfinished: false,
+            being_created: false,
             clone: None,
             dependents: Vec::new(),
         }
@@ -123,6 +130,8 @@ pub enum Step {
     RunCommand,
     /// Destroy it with its storage.
     Destroy,
+    /// Remove what a cut-off create left, so that it can be created again.
+    RemoveUnfinished,
     /// Write an archive of it (always a change: a new archive is written each run).
     Archive,
     /// Make the clone `name` of it, quiescing it as needed and restoring its state after.
@@ -155,6 +164,7 @@ impl fmt::Display for Step {
             Step::RunCommand => f.write_str("run command"),
             Step::Destroy => f.write_str("destroy"),
             Step::Archive => f.write_str("archive"),
+            Step::RemoveUnfinished => f.write_str("remove an interrupted create"),
             Step::Clone {
                 name,
                 method,
@@ -234,6 +244,11 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
         reason,
     };
     let occupied = |o: &Observed, name: &str| {
+        if o.being_created {
+            return Some(fail(format!(
+                "{name} is being created by another process; try again when it is done"
+            )));
+        }
         o.occupied.then(|| {
             fail(format!(
                 "{} exists in {} but is not a container; move it away first",
@@ -246,6 +261,10 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
         return Err(e);
     }
     let mut steps = Vec::new();
+    if observed.unfinished {
+        // Observed as absent; liblxc would refuse to start what is there.
+        steps.push(Step::RemoveUnfinished);
+    }
     let mut warnings = Vec::new();
     let mut cur = observed.state;
     let mut config = observed.config.clone();

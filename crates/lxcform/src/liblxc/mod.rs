@@ -248,6 +248,18 @@ impl Network {
     }
 }
 
+/// liblxc's `partial` marker of a container (see [`Container::create_marker`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateMarker {
+    /// There is none: no create is running, and none was cut off.
+    None,
+    /// A create holds it: one is running now.
+    Ongoing,
+    /// Nobody holds it: a create was cut off (killed, or the host went down). liblxc then
+    /// refuses to start the container ("Ongoing container creation detected") forever.
+    Interrupted,
+}
+
 /// What a command run with [`Container::attach_run`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunResult {
@@ -599,6 +611,27 @@ impl Container {
         (pid > 0).then_some(pid)
     }
 
+    /// Drops the in-memory configuration: the handle is then as on a container that does not
+    /// exist (a create loads liblxc's default config again).
+    pub fn clear_config(&self) -> Result<(), LxcError> {
+        let clear = unsafe_fn(self, Op::LoadConfig, "clear_config", |c| c.clear_config)?;
+        // SAFETY: live container; liblxc frees its config and leaves NULL. No pointer into the
+        // old config is held here.
+        unsafe { clear(self.raw()) };
+        Ok(())
+    }
+
+    /// What liblxc's `partial` marker (kept while a create runs, removed when it completes)
+    /// says of the container.
+    pub fn create_marker(&self) -> CreateMarker {
+        let path = self.lxc_path.join(&self.name).join("partial");
+        match File::open(path) {
+            Err(_) => CreateMarker::None,
+            Ok(f) if sys::is_locked_by_another(&f) => CreateMarker::Ongoing,
+            Ok(_) => CreateMarker::Interrupted,
+        }
+    }
+
     /// Replaces the in-memory configuration with the container's config file (after lxcform
     /// edited it).
     ///
@@ -606,13 +639,11 @@ impl Container {
     /// keys (`lxc.mount.entry`, hooks, `lxc.cap.drop` …) would end up twice: it is cleared
     /// first.
     pub fn reload_config(&self) -> Result<(), LxcError> {
-        let clear = unsafe_fn(self, Op::LoadConfig, "clear_config", |c| c.clear_config)?;
         let load = unsafe_fn(self, Op::LoadConfig, "load_config", |c| c.load_config)?;
+        self.clear_config()?;
         let mark = log::mark();
-        // SAFETY: live container; liblxc frees its config and leaves NULL, which load_config
-        // replaces with a fresh one. No pointer into the old config is held here.
-        unsafe { clear(self.raw()) };
-        // SAFETY: live container; NULL means "the container's own config file".
+        // SAFETY: live container; NULL means "the container's own config file"; load_config
+        // makes a fresh config in place of the cleared one.
         let ok = unsafe { load(self.raw(), ptr::null()) };
         self.check(Op::LoadConfig, mark, ok)
     }

@@ -7,6 +7,28 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// Whether another open file description holds a lock on `file`: a record lock (OFD or
+/// POSIX, as liblxc's create holds on its `partial` marker) or an `flock` (its fallback).
+pub fn is_locked_by_another(file: &File) -> bool {
+    // SAFETY: a zeroed flock is a valid value; the fields F_OFD_GETLK reads are set below.
+    let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+    lk.l_type = libc::F_WRLCK as libc::c_short;
+    lk.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `file` is open for the call; `lk` is a valid flock that the kernel fills in.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_GETLK, &mut lk) } == 0
+        && lk.l_type != libc::F_UNLCK as libc::c_short
+    {
+        return true;
+    }
+    // SAFETY: `file` is open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        // SAFETY: as above; this releases the lock just taken.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return false;
+    }
+    std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 /// The filesystem type magic (`statfs.f_type`) of the filesystem holding `path`.
 pub fn fs_magic(path: &Path) -> Option<i64> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;

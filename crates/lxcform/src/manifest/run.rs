@@ -210,6 +210,34 @@ fn report_of(output: std::io::Result<Output>) -> Report {
     }
 }
 
+/// Waits for a child and collects its output. A child killed by a signal (SIGKILL, the OOM
+/// killer) could not clean up: what it ran in its process group (a template) is killed too,
+/// rather than left to go on writing into a container directory, and holding the child's
+/// pipes open. The next run removes what such a create left (see [`crate::Observed`]).
+fn wait_for(mut proc: std::process::Child) -> std::io::Result<Output> {
+    let pid = proc.id();
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(proc.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(proc.stderr.take().map(|p| Box::new(p) as _));
+    let status = proc.wait()?;
+    if status.signal().is_some() {
+        let _ = sys::signal_group(pid, libc::SIGKILL);
+    }
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// Starts the child for entry `index` and returns its pid; its result arrives on `tx`.
 ///
 /// The child leads its own process group, so a Ctrl-C on the terminal reaches only the
@@ -236,7 +264,7 @@ fn spawn(
     thread::spawn(move || {
         sys::block_sigpipe_in_this_thread();
         let written = stdin.map_or(Ok(()), |mut s| s.write_all(&input));
-        let mut report = report_of(proc.wait_with_output());
+        let mut report = report_of(wait_for(proc));
         if let (Err(e), false) = (written, report.ok) {
             report.error = Some(format!(
                 "cannot write to the child process: {e}; {}",
