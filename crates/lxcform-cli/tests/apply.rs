@@ -241,7 +241,28 @@ containers:
     assert_eq!(skipped.status, Status::Skipped);
     assert_eq!(
         skipped.error.as_deref(),
-        Some("skipped: waits for impossible")
+        Some("waits for impossible -> never-made")
+    );
+
+    // The plan says so beforehand: the template is missing, and what waits for it is skipped.
+    let plan: Plan = lxcform(&["plan", &file, "--json"]).code(1).json();
+    assert_eq!((plan.changes, plan.errors), (0, 3), "{plan:#?}");
+    let errors: Vec<&str> = plan
+        .containers
+        .iter()
+        .filter_map(|c| c.error.as_deref())
+        .collect();
+    assert!(
+        errors[0].contains("template \"no-such-template\" not found"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("would be skipped: waits for impossible"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].contains("would be skipped: waits for impossible -> never-made"),
+        "{errors:?}"
     );
 }
 

@@ -163,10 +163,7 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
             plan(spec, &observe_with(&c, spec)?)?
         }
     };
-    preflight(spec, &first)?;
-    if let Some(sub) = &first.clone_plan {
-        preflight(spec, sub)?;
-    }
+    preflight_all(spec, &first)?;
     if options.check || !first.changed() {
         // Nothing changed since the observation: its state is the current one.
         let facts = facts_in(&c, first.before.state);
@@ -423,12 +420,21 @@ struct Done {
     archive: Option<ArchiveInfo>,
 }
 
-/// Checks what create needs from the host, then creates.
+/// Where the template is: a path as given, or a name in liblxc's template directory.
 fn template_path(spec: &ContainerSpec) -> PathBuf {
     if spec.template.contains('/') {
         PathBuf::from(&spec.template)
     } else {
         Path::new(TEMPLATE_DIR).join(format!("lxc-{}", spec.template))
+    }
+}
+
+/// [`preflight`] of a plan and of the plan it makes for a clone.
+pub(crate) fn preflight_all(spec: &ContainerSpec, plan: &Plan) -> Result<(), Error> {
+    preflight(spec, plan)?;
+    match &plan.clone_plan {
+        Some(sub) => preflight(spec, sub),
+        None => Ok(()),
     }
 }
 

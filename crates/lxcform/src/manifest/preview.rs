@@ -147,11 +147,20 @@ type Key = (PathBuf, String);
 /// Containers as earlier entries of the run will leave them, and whether they change them.
 type World = HashMap<Key, (Observed, bool)>;
 
-fn snapshot(state: Current, config: &str, store: Option<Store>) -> Observed {
+/// A container as an entry leaves it: in `state` with `config`, on `store`, with the snapshot
+/// clones that depend on it (none once it is absent).
+fn snapshot(
+    state: Current,
+    config: &str,
+    store: Option<Store>,
+    dependents: Vec<String>,
+) -> Observed {
+    let exists = state != Current::Absent;
     Observed {
         state,
         config: ConfigFile::parse(config),
-        store: (state != Current::Absent).then_some(store).flatten(),
+        store: exists.then_some(store).flatten(),
+        dependents: if exists { dependents } else { Vec::new() },
         ..Observed::absent()
     }
 }
@@ -175,20 +184,25 @@ fn look(world: &World, spec: &ContainerSpec) -> Result<(Observed, bool), Error> 
 /// Records what a plan leaves, for the entries after it.
 fn record(world: &mut World, spec: &ContainerSpec, p: &Plan, was: &Observed) {
     let store = was.store.or(Some(spec.storage.store));
+    let made = p.steps.iter().find_map(|s| match s {
+        Step::Clone { name, method, .. } => Some((name, method)),
+        _ => None,
+    });
+    let mut dependents = was.dependents.clone();
+    dependents.extend(
+        made.filter(|(_, m)| m.pins_origin())
+            .map(|(name, _)| name.clone()),
+    );
     world.insert(
         (spec.lxc_path.clone(), spec.name.clone()),
         (
-            snapshot(p.after.state, &p.after.config, store),
+            snapshot(p.after.state, &p.after.config, store, dependents),
             !p.steps.is_empty(),
         ),
     );
     let Some(c) = &spec.clone else { return };
     let key = (spec.lxc_path.clone(), c.name.clone());
-    let made_store = p.steps.iter().find_map(|s| match s {
-        Step::Clone { method, .. } => Some(method.store),
-        _ => None,
-    });
-    let have = was.clone.as_deref().and_then(|o| o.store);
+    let have = was.clone.as_deref();
     let (state, config) = match &p.clone_plan {
         Some(sub) => (sub.after.state, sub.after.config.as_str()),
         // A new clone is left stopped, with its origin's config.
@@ -196,7 +210,9 @@ fn record(world: &mut World, spec: &ContainerSpec, p: &Plan, was: &Observed) {
         None => return,
     };
     let changed = p.clones() || p.clone_plan.as_ref().is_some_and(|s| s.changed());
-    world.insert(key, (snapshot(state, config, made_store.or(have)), changed));
+    let store = made.map(|(_, m)| m.store).or(have.and_then(|o| o.store));
+    let dependents = have.map(|o| o.dependents.clone()).unwrap_or_default();
+    world.insert(key, (snapshot(state, config, store, dependents), changed));
 }
 
 /// Plans every entry. Reads the host (each container once), changes nothing.
@@ -226,13 +242,31 @@ pub fn plan(manifest: &Manifest) -> ManifestPlan {
             warnings: e.spec.warnings.clone(),
             error: None,
         };
-        let planned = look(&world, &e.spec).and_then(|(observed, predicted)| {
-            ep.predicted = predicted;
-            let p = plan_one(&e.spec, &observed).map_err(Error::from)?;
-            Ok((observed, p))
-        });
+        // `apply` skips an entry whose prerequisite fails; one that cannot be planned will.
+        let blocked: Vec<String> = e
+            .waits_for
+            .iter()
+            .filter(|&&w| plans[w].as_ref().is_some_and(|p| p.error.is_some()))
+            .map(|&w| entries[w].label())
+            .collect();
+        let planned = if blocked.is_empty() {
+            look(&world, &e.spec)
+                .and_then(|(observed, predicted)| {
+                    ep.predicted = predicted;
+                    let p = plan_one(&e.spec, &observed).map_err(Error::from)?;
+                    crate::execute::preflight_all(&e.spec, &p)?;
+                    Ok((observed, p))
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "container {:?}: would be skipped: waits for {}, which cannot be planned",
+                e.spec.name,
+                blocked.join(", ")
+            ))
+        };
         match planned {
-            Err(err) => ep.error = Some(err.to_string()),
+            Err(err) => ep.error = Some(err),
             Ok((observed, p)) => {
                 let sub = p.clone_plan.as_deref();
                 ep.action = action(&p);
@@ -281,11 +315,21 @@ mod tests {
         parse(text, Path::new("m.yml")).unwrap()
     }
 
+    /// A template that exists (the plan checks that it does; it is never run here).
+    fn template() -> String {
+        let path = std::env::temp_dir().join("lxcform-preview-template");
+        if !path.exists() {
+            std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
+        }
+        path.display().to_string()
+    }
+
     #[test]
     fn a_new_container_is_created_with_its_config_then_started() {
-        let p = plan(&manifest(
-            "containers:\n  - name: mf-preview-a\n    lxc_path: /tmp/lxcform-preview-none\n    container_config: [lxc.tty.max=1]\n",
-        ));
+        let p = plan(&manifest(&format!(
+            "containers:\n  - name: mf-preview-a\n    template: {}\n    lxc_path: /tmp/lxcform-preview-none\n    container_config: [lxc.tty.max=1]\n",
+            template()
+        )));
         assert_eq!((p.changes, p.unchanged, p.errors), (1, 0, 0));
         let c = &p.containers[0];
         assert_eq!(c.action, Action::Create);
@@ -303,10 +347,52 @@ mod tests {
     }
 
     #[test]
-    fn a_second_entry_is_planned_against_what_the_first_leaves() {
+    fn an_entry_apply_would_fail_on_the_host_is_an_error_and_its_dependents_would_be_skipped() {
         let p = plan(&manifest(
-            "defaults:\n  lxc_path: /tmp/lxcform-preview-none\ncontainers:\n  - name: x\n    state: stopped\n    container_config: [lxc.tty.max=1]\n  - name: x\n    container_config: [lxc.tty.max=1]\n",
+            "defaults:\n  lxc_path: /tmp/lxcform-preview-none\ncontainers:\n  - name: a\n    template: lxcform-no-such-template\n    clone_name: b\n  - name: b\n  - name: b\n    clone_name: c\n",
         ));
+        assert_eq!((p.changes, p.unchanged, p.errors), (0, 0, 3));
+        let [a, b, c] = &p.containers[..] else {
+            panic!("{p:?}")
+        };
+        let err = a.error.as_deref().unwrap_or_default();
+        assert!(
+            err.contains("template \"lxcform-no-such-template\" not found"),
+            "{err}"
+        );
+        assert_eq!(
+            b.error.as_deref(),
+            Some("container \"b\": would be skipped: waits for a -> b, which cannot be planned")
+        );
+        assert!(!b.changed && !c.changed);
+        let err = c.error.as_deref().unwrap_or_default();
+        assert!(err.contains("would be skipped: waits for"), "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_clone_made_by_an_earlier_entry_pins_its_origin() {
+        let p = plan(&manifest(&format!(
+            "defaults:\n  lxc_path: /tmp/lxcform-preview-none\n  template: {}\ncontainers:\n  - name: s\n    state: stopped\n    clone_name: snap\n    clone_snapshot: true\n  - name: s\n    state: absent\n",
+            template()
+        )));
+        let second = &p.containers[1];
+        let err = second.error.as_deref().unwrap_or_default();
+        assert!(err.contains("snapshot clones depend on it: snap"), "{p:?}");
+        // A copy does not pin it.
+        let p = plan(&manifest(&format!(
+            "defaults:\n  lxc_path: /tmp/lxcform-preview-none\n  template: {}\ncontainers:\n  - name: s\n    state: stopped\n    clone_name: copy\n  - name: s\n    state: absent\n",
+            template()
+        )));
+        assert_eq!(p.containers[1].error, None, "{p:?}");
+        assert_eq!(p.containers[1].action, Action::Destroy);
+    }
+
+    #[test]
+    fn a_second_entry_is_planned_against_what_the_first_leaves() {
+        let p = plan(&manifest(&format!(
+            "defaults:\n  lxc_path: /tmp/lxcform-preview-none\n  template: {}\ncontainers:\n  - name: x\n    state: stopped\n    container_config: [lxc.tty.max=1]\n  - name: x\n    container_config: [lxc.tty.max=1]\n",
+            template()
+        )));
         let second = &p.containers[1];
         assert!(second.predicted);
         assert_eq!(second.waits_for, ["x"]);

@@ -295,7 +295,7 @@ fn finish(
     results[i] = Some(r);
     for j in skipped {
         // Only the entries it waited for that did not succeed: the reason it did not run.
-        let waited: Vec<&str> = sched
+        let waited: Vec<String> = sched
             .waits(j)
             .iter()
             .filter(|&&w| {
@@ -303,9 +303,9 @@ fn finish(
                     .as_ref()
                     .is_some_and(|r| matches!(r.status, Status::Failed | Status::Skipped))
             })
-            .map(|&w| entries[w].spec.name.as_str())
+            .map(|&w| entries[w].label())
             .collect();
-        let report = Report::failed(format!("skipped: waits for {}", waited.join(", ")));
+        let report = Report::failed(format!("waits for {}", waited.join(", ")));
         let r = EntryResult {
             status: Status::Skipped,
             ..result_of(&entries[j], report, Instant::now())

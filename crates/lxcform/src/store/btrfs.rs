@@ -26,5 +26,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     block_backed: false,
     atomic_snapshot: true,
     snapshot_store: Some(Store::Btrfs),
+    snapshot_pins_origin: false,
     host_check,
 };

@@ -17,5 +17,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     block_backed: false,
     atomic_snapshot: false,
     snapshot_store: Some(Store::Overlay),
+    snapshot_pins_origin: false,
     host_check,
 };

@@ -21,5 +21,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     block_backed: true,
     atomic_snapshot: false,
     snapshot_store: None,
+    snapshot_pins_origin: false,
     host_check,
 };

@@ -28,5 +28,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     block_backed: true,
     atomic_snapshot: true,
     snapshot_store: Some(Store::Lvm),
+    snapshot_pins_origin: true,
     host_check,
 };

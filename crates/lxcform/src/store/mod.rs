@@ -81,6 +81,11 @@ pub struct StoreInfo {
     pub atomic_snapshot: bool,
     /// The store a snapshot clone of this store is made on (`None`: it cannot be snapshotted).
     pub snapshot_store: Option<Store>,
+    /// Whether a snapshot clone on this store depends on its origin's rootfs, so that liblxc
+    /// records it in the origin's `lxc_snapshots` and will not destroy the origin while it
+    /// exists (overlay: the origin is its lower layer; lvm: a classic snapshot). Thin LVM
+    /// snapshots do not, but which kind a volume is shows only on the host.
+    pub snapshot_pins_origin: bool,
     /// Checks that this host can hold the store in `lxc_path`; the error says why not.
     pub host_check: fn(lxc_path: &Path) -> Result<(), String>,
 }
@@ -158,6 +163,13 @@ pub struct CloneMethod {
     pub snapshot: bool,
     /// The origin only needs to be frozen (not stopped) while the clone is made.
     pub freeze_is_enough: bool,
+}
+
+impl CloneMethod {
+    /// Whether the clone will pin its origin (see [`StoreInfo::snapshot_pins_origin`]).
+    pub fn pins_origin(&self) -> bool {
+        self.snapshot && self.store.info().snapshot_pins_origin
+    }
 }
 
 /// Decides how to clone an origin on `origin` when the user asked for `requested` (the

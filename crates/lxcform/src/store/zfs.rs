@@ -21,5 +21,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     block_backed: false,
     atomic_snapshot: true,
     snapshot_store: Some(Store::Zfs),
+    snapshot_pins_origin: false,
     host_check,
 };
