@@ -143,5 +143,9 @@ pub fn converge_child() -> ExitCode {
         },
     };
     println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    if let Some(sig) = report.signal {
+        // Reported; now end the way the parent asked.
+        lxcform::liblxc::sys::die_by_signal(sig);
+    }
     ExitCode::from(if report.ok { 0 } else { crate::FAILED })
 }

@@ -396,6 +396,10 @@ containers:
                 Status::Skipped => assert_eq!(state, "ABSENT", "{c:#?}"),
                 Status::Failed => {
                     assert!(state == "ABSENT" || state == "RUNNING", "{state}: {c:#?}");
+                    // The child reported before it ended by the signal: what stopped it, and
+                    // the state it left.
+                    assert_eq!(c.signal, Some(number), "{c:#?}");
+                    assert_eq!(c.state.to_uppercase(), state, "{c:#?}");
                     if state == "ABSENT" {
                         assert!(!Path::new(&lxc).join(&c.name).exists(), "{c:#?}");
                     }

@@ -131,6 +131,8 @@ pub struct EntryResult {
     pub log: Vec<String>,
     #[serde(default)]
     pub command: Option<CommandOut>,
+    #[serde(default)]
+    pub signal: Option<i32>,
     pub seconds: f64,
 }
 

@@ -43,6 +43,9 @@ pub struct Report {
     /// What `container_command` did, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandResult>,
+    /// The signal that stopped the child between two steps (it reports, then ends by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
 }
 
 impl Report {
@@ -75,15 +78,28 @@ impl Report {
 
 /// The child's side: converges the container whose options (an entry's
 /// [`Entry::args`]) are given as JSON.
+///
+/// A failed entry reports the state the container was left in. SIGINT, SIGTERM and SIGHUP
+/// stop [`ensure`](crate::ensure) between two steps as usual, but the child reports first:
+/// the signal is in [`Report::signal`], for the caller to end by once the report is out.
 pub fn converge(args: &[u8]) -> Report {
+    let signals = DeferSignals::new();
     let spec = match serde_json::from_slice::<SpecArgs>(args) {
         Ok(a) => a.validate(),
         Err(e) => return Report::failed(format!("invalid options from the parent: {e}")),
     };
-    Report::of(
-        spec.map_err(Error::from)
-            .and_then(|s| crate::ensure(&s, Options::default())),
-    )
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => return Report::failed(Error::from(e).to_string()),
+    };
+    let mut report = Report::of(crate::ensure(&spec, Options::default()));
+    if !report.ok {
+        if let Ok(f) = crate::facts(&spec.name, &spec.lxc_path) {
+            report.state = f.state.to_string();
+        }
+    }
+    report.signal = signals.take();
+    report
 }
 
 /// How an entry ended.
