@@ -176,7 +176,7 @@ fn name_starting_with_a_dash_is_rejected() {
     f.rejects(
         args,
         USAGE,
-        &["name", "\"-x\"", "must start with a letter or a digit"],
+        &["name", "\"-x\"", "must start with a letter, a digit or '_'"],
     );
 }
 

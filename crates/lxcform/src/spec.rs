@@ -347,17 +347,20 @@ pub fn validate_name(option: &'static str, name: &str) -> Result<(), SpecError> 
             name.len()
         ));
     }
+    // What LXC takes and a path, a hostname-ish string and an overlay rootfs (`overlay:A:B`,
+    // hence no ':') can hold; never anything a shell or a config line would read specially.
     if let Some(c) = name
         .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c)))
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.+@".contains(*c)))
     {
         return bad(&format!(
-            "contains {:?}; only letters, digits, '-', '_' and '.' are allowed",
+            "contains {:?}; only letters, digits, '-', '_', '.', '+' and '@' are allowed",
             c
         ));
     }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return bad("must start with a letter or a digit");
+    // Not '.' (hidden, and lxcform's own `.lxcform-locks`) nor '-' (read as an option).
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        return bad("must start with a letter, a digit or '_'");
     }
     Ok(())
 }
@@ -543,9 +546,9 @@ impl SpecArgs {
             // liblxc's log opens on first use, at the level set before it.
             crate::liblxc::set_log_level(level);
         }
-        let (container_config, warnings) =
+        let (container_config, mut warnings) =
             crate::config_file::parse_lines(&self.container_config.unwrap_or_default())?;
-        let container_command = self.container_command.filter(|c| !c.trim().is_empty());
+        let mut container_command = self.container_command.filter(|c| !c.trim().is_empty());
         if let Some(cmd) = &container_command {
             if cmd.contains('\0') {
                 return Err(SpecError::invalid(
@@ -555,10 +558,10 @@ impl SpecArgs {
                 ));
             }
         }
-        if state == DesiredState::Absent && container_command.is_some() {
-            return Err(SpecError::Conflict(
-                "container_command cannot be used with state absent: there is no container to run it in".into(),
-            ));
+        // As the module: there is no container left to run it in, so it is not run (a warning
+        // says so, rather than a failure of a playbook that worked with the Python module).
+        if state == DesiredState::Absent && container_command.take().is_some() {
+            warnings.push("container_command is ignored with state absent".into());
         }
 
         let clone_name = non_empty("clone_name", self.clone_name)?;
@@ -646,13 +649,24 @@ mod tests {
             "a b",
             "a\0b",
             "-x",
+            ".hidden",
+            "a:b",
             &"x".repeat(300),
             "é",
         ] {
             let err = args(bad).validate().unwrap_err();
             assert!(err.to_string().contains("name"), "{bad:?}: {err}");
         }
-        for good in ["a", "web-1", "db_2.local", &"x".repeat(64)] {
+        // What LXC itself takes beyond those, so that such containers can be managed.
+        for good in [
+            "a",
+            "web-1",
+            "db_2.local",
+            &"x".repeat(64),
+            "_ab",
+            "a+b",
+            "a@b",
+        ] {
             args(good).validate().unwrap();
         }
     }
@@ -760,11 +774,16 @@ mod tests {
     }
 
     #[test]
-    fn command_with_absent_is_a_conflict() {
+    fn command_with_absent_is_ignored_with_a_warning() {
         let mut a = args("c");
         a.state = Some("absent".into());
         a.container_command = Some("true".into());
-        assert!(matches!(a.validate().unwrap_err(), SpecError::Conflict(_)));
+        let spec = a.validate().unwrap();
+        assert_eq!(spec.container_command, None);
+        assert_eq!(
+            spec.warnings,
+            ["container_command is ignored with state absent"]
+        );
     }
 
     #[test]
