@@ -23,11 +23,29 @@
 //! `defaults` takes every option but `name` and `clone_name`. An option of the container
 //! replaces the default; `container_config` lines are merged: the default's line for a
 //! single-valued key is dropped when the container sets that key, other lines add up.
-//! Booleans take YAML 1.1 spellings too (`yes`, `no`, `on`, `off`), as Ansible does.
+//! A default applies only where it means something: a store's options (`lv_name`, `vg_name`,
+//! `thinpool`, `fs_type`, `fs_size`, `directory`, `zfs_root`) only to containers on a store
+//! that takes them (and `fs_size` to every container making a clone, as the size of a
+//! block-backed clone), and `container_config` and `container_command` not to containers with
+//! `state: absent`. The same options set on the container itself are checked as given: a
+//! store option for another store is an error.
+//!
+//! Relative paths (`lxc_path`, `config`, `directory`, `archive_path`, and `template` when it
+//! contains a `/`) are taken from the manifest's directory, not from the directory lxcform runs
+//! in, in `defaults` and containers alike; `~/` is the home directory.
+//!
+//! Booleans take what Ansible takes: `true`/`false`, `yes`/`no`, `on`/`off`, `y`/`n`,
+//! `t`/`f` in any case, and `1`/`0`.
+//!
+//! An empty file, one without `containers`, and `containers:` with nothing under it (every
+//! entry commented out) declare no containers: there is nothing to do.
 //!
 //! [`load`] reports problems with file, line and column, before anything on the host is
-//! touched: the first unknown key or wrong type (the YAML parser stops there), or else every
-//! invalid value of every entry.
+//! touched: the first unknown key, wrong type or YAML syntax error (the YAML parser stops
+//! there), or else all of these: each invalid value of `defaults`, each container's first
+//! invalid value (its validation stops there, at the option's place; a value from `defaults`
+//! is placed there, the container named `NAME (from defaults)`), and, among the valid
+//! containers, a clone made by two entries and entries waiting for each other in a circle.
 //!
 //! # Order
 //!
@@ -74,8 +92,9 @@ impl fmt::Display for Position {
 pub struct Problem {
     /// Where.
     pub at: Position,
-    /// The container concerned (its name, or `containers[N]` when it has none), or `None` for
-    /// the file as a whole and for `defaults`.
+    /// The container concerned (its name, or `containers[N]` when it has none or an empty one;
+    /// `NAME (from defaults)` when the value at fault is a default it takes), or `None` for the
+    /// file as a whole and for `defaults`.
     pub container: Option<String>,
     /// What is wrong.
     pub message: String,
