@@ -40,8 +40,13 @@ pub enum SpecError {
         reason: String,
     },
     /// Options that cannot be used together.
-    #[error("{0}")]
-    Conflict(String),
+    #[error("{message}")]
+    Conflict {
+        /// The options concerned, in the order the message names them.
+        options: Vec<&'static str>,
+        /// What is wrong, naming them.
+        message: String,
+    },
 }
 
 impl SpecError {
@@ -510,7 +515,7 @@ impl SpecArgs {
         let clone_size_ok = |o: &&str| *o == "fs_size" && self.clone_name.is_some();
         let wrong: Vec<&str> = wrong.into_iter().filter(|o| !clone_size_ok(o)).collect();
         if !wrong.is_empty() {
-            return Err(SpecError::Conflict(format!(
+            let message = format!(
                 "{} cannot be used with backing_store {}; it applies to {}",
                 wrong.join(", "),
                 store.as_str(),
@@ -519,7 +524,11 @@ impl SpecArgs {
                     .map(|o| store::stores_with(o))
                     .collect::<Vec<_>>()
                     .join("; ")
-            )));
+            );
+            return Err(SpecError::Conflict {
+                options: wrong,
+                message,
+            });
         }
         let fs_size = self
             .fs_size
@@ -569,9 +578,10 @@ impl SpecArgs {
             Some(c) => {
                 validate_name("clone_name", &c)?;
                 if c == name {
-                    return Err(SpecError::Conflict(format!(
-                        "clone_name {c:?} is the container's own name"
-                    )));
+                    return Err(SpecError::Conflict {
+                        options: vec!["clone_name"],
+                        message: format!("clone_name {c:?} is the container's own name"),
+                    });
                 }
                 Some(CloneSpec {
                     name: c,

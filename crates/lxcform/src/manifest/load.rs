@@ -329,21 +329,6 @@ fn merge(defaults: Option<&RawOptions>, entry: &Spanned<RawOptions>, base: &Path
     m
 }
 
-/// The options a conflict is about. [`SpecArgs::validate`] words each conflict with them
-/// first: `vg_name, fs_size cannot be used with …`, `container_command cannot be used with …`,
-/// `clone_name "a" is the container's own name`.
-fn conflict_options(message: &str) -> impl Iterator<Item = &str> {
-    let mut more = true;
-    message.split(' ').map_while(move |word| {
-        if !more {
-            return None;
-        }
-        let (option, comma) = word.strip_suffix(',').map_or((word, false), |o| (o, true));
-        more = comma;
-        Some(option)
-    })
-}
-
 /// Where an invalid option's value is: the option's own place (in the entry or in
 /// `defaults`), else the entry's start.
 fn place_of(err: &SpecError, m: &Merged) -> (Position, From) {
@@ -365,8 +350,9 @@ fn place_of(err: &SpecError, m: &Merged) -> (Position, From) {
             .map(|(_, at, from)| (*at, *from)),
         SpecError::Choice { option, .. } | SpecError::Invalid { option, .. } => place(option),
         // Several options in one conflict: the first in the file.
-        SpecError::Conflict(message) => conflict_options(message)
-            .filter_map(place)
+        SpecError::Conflict { options, .. } => options
+            .iter()
+            .filter_map(|o| place(o))
             .min_by_key(|(at, _)| *at),
         SpecError::Missing(_) => None,
     };
@@ -384,7 +370,10 @@ fn store_taking(option: &str) -> Option<Store> {
 
 fn validate(args: Map<String, Value>) -> Result<crate::spec::ContainerSpec, SpecError> {
     serde_json::from_value::<SpecArgs>(Value::Object(args))
-        .map_err(|e| SpecError::Conflict(format!("internal: {e}")))
+        .map_err(|e| SpecError::Conflict {
+            options: Vec::new(),
+            message: format!("internal: {e}"),
+        })
         .and_then(SpecArgs::validate)
 }
 
@@ -882,13 +871,6 @@ containers:
             p[0].starts_with("m.yml:4:15: a: lv_name, thinpool cannot be used"),
             "{p:?}"
         );
-        let p = problems(
-            "containers:\n  - name: a\n    lxc_path: /tmp/x\n    state: absent\n    container_command: 'true'\n",
-        );
-        assert!(
-            p[0].starts_with("m.yml:5:24: a: container_command cannot be used with state absent"),
-            "{p:?}"
-        );
         let p = problems("containers:\n  - name: a\n    lxc_path: /tmp/x\n    clone_name: a\n");
         assert_eq!(
             p,
@@ -989,11 +971,11 @@ containers:
         // state absent from defaults: the same.
         let m = ok("defaults:\n  lxc_path: /tmp/x\n  state: absent\n  container_command: echo hi\ncontainers:\n  - name: a\n");
         assert_eq!(m.entries[0].spec.container_command, None);
-        // A command the entry sets itself stays an error.
-        let p = problems("defaults:\n  lxc_path: /tmp/x\n  state: absent\ncontainers:\n  - name: a\n    container_command: 'true'\n");
-        assert!(
-            p[0].starts_with("m.yml:6:24: a: container_command cannot be used with state absent"),
-            "{p:?}"
+        // A command the entry sets itself is ignored with a warning, as with the module.
+        let m = ok("defaults:\n  lxc_path: /tmp/x\n  state: absent\ncontainers:\n  - name: a\n    container_command: 'true'\n");
+        assert_eq!(
+            m.entries[0].spec.warnings,
+            ["container_command is ignored with state absent"]
         );
     }
 
