@@ -406,16 +406,25 @@ pub fn parse_size(option: &'static str, value: &str) -> Result<u64, SpecError> {
     Ok(bytes as u64)
 }
 
+/// `~` expanded, made absolute (liblxc cannot start a container in a relative lxc_path), and
+/// spelled one way: without `//`, `/./` or a trailing `/` — liblxc names a container's command
+/// socket after the lxc_path as written, so `/srv/lxc/` and `/srv/lxc` would be two places
+/// to it. Symlinks and `..` are left as they are: resolving them would move containers that
+/// `lxc-*` tools know under the path as given.
 fn expand_path(p: &Path) -> PathBuf {
-    let Some(s) = p.to_str() else {
-        return p.to_path_buf();
+    let home = p
+        .to_str()
+        .filter(|s| *s == "~" || s.starts_with("~/"))
+        .and_then(|s| {
+            let home = std::env::var_os("HOME")?;
+            Some(PathBuf::from(home).join(s.trim_start_matches('~').trim_start_matches('/')))
+        });
+    let p = home.unwrap_or_else(|| p.to_path_buf());
+    let p = match std::env::current_dir() {
+        Ok(cwd) if p.is_relative() => cwd.join(p),
+        _ => p,
     };
-    if s == "~" || s.starts_with("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(s.trim_start_matches('~').trim_start_matches('/'));
-        }
-    }
-    p.to_path_buf()
+    p.components().collect()
 }
 
 fn check_path(option: &'static str, p: &Path) -> Result<PathBuf, SpecError> {
@@ -781,6 +790,17 @@ mod tests {
             a.validate().unwrap_err(),
             SpecError::Missing("archive_path (archive is true)")
         );
+    }
+
+    #[test]
+    fn paths_are_absolute_and_spelled_one_way() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(expand_path(Path::new("rel/dir/")), cwd.join("rel/dir"));
+        assert_eq!(expand_path(Path::new("/a//b/./c/")), Path::new("/a/b/c"));
+        assert_eq!(expand_path(Path::new("/a/../b")), Path::new("/a/../b"));
+        let mut a = args("c");
+        a.lxc_path = Some("/srv/lxc/".into());
+        assert_eq!(a.validate().unwrap().lxc_path, Path::new("/srv/lxc"));
     }
 
     #[test]
