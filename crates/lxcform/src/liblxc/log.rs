@@ -114,8 +114,10 @@ fn unchain_stderr() {
         !p.is_null() && unsafe { std::ffi::CStr::from_ptr(p) } == want
     };
     // SAFETY: the category is a static of liblxc with the layout above. This runs once, inside
-    // the OnceLock that opens the log, which every wrapper call goes through before it calls
-    // into liblxc: no other thread is logging while the chain changes.
+    // the OnceLock that opens the log, which every wrapper call on a container goes through
+    // first. The few global calls that skip it (config_item_is_supported, global_config_item,
+    // version) run at start-up, on the main thread, before any thread exists: no other thread
+    // is logging while the chain changes.
     unsafe {
         let root = &raw mut lxc_log_category_lxc;
         if !named((*root).name, c"lxc") {

@@ -588,7 +588,7 @@ impl Container {
 
     /// Whether the container exists (has a config file in its lxc_path).
     pub fn is_defined(&self) -> bool {
-        // SAFETY: live container; function pointer checked by `map_or`.
+        // SAFETY: live container; function pointer checked by `is_some_and`.
         unsafe { (*self.raw()).is_defined.is_some_and(|f| f(self.raw())) }
     }
 
@@ -743,15 +743,16 @@ impl Container {
     /// Boots the container's own init in the background and waits until it runs.
     pub fn start(&self) -> Result<(), LxcError> {
         let mark = log::mark();
+        // Without these the container would run in this process, in the foreground, holding
+        // our stdout (Ansible waits for it to close): not a start to attempt.
+        let daemonize = unsafe_fn(self, Op::Start, "want_daemonize", |c| c.want_daemonize)?;
+        let close_fds = unsafe_fn(self, Op::Start, "want_close_all_fds", |c| {
+            c.want_close_all_fds
+        })?;
         // SAFETY: live container; these setters take a plain bool.
         unsafe {
-            if let Some(f) = (*self.raw()).want_daemonize {
-                f(self.raw(), true);
-            }
-            // The container must not keep our stdout open: Ansible waits for it to close.
-            if let Some(f) = (*self.raw()).want_close_all_fds {
-                f(self.raw(), true);
-            }
+            daemonize(self.raw(), true);
+            close_fds(self.raw(), true);
         }
         let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Start, "start", |c| c.start)?;
@@ -802,7 +803,10 @@ impl Container {
         let done = std::sync::atomic::AtomicBool::new(false);
         let ok = std::thread::scope(|scope| {
             if let Some(state_file) = &nudge {
-                scope.spawn(|| sys::nudge_freezer(state_file, &done));
+                // Without the thread liblxc's freeze still runs; it only lacks the nudge.
+                let _ = std::thread::Builder::new()
+                    .name("lxcform-freeze".into())
+                    .spawn_scoped(scope, || sys::nudge_freezer(state_file, &done));
             }
             // SAFETY: live container; the nudging thread does not touch liblxc.
             let ok = unsafe { f(self.raw()) };

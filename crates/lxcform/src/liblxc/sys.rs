@@ -574,13 +574,16 @@ pub struct IfAddr {
 /// Needs the right to join the namespace (root on the host, or liblxc's own fallback).
 pub fn netns_ifaddrs(pid: i32) -> std::io::Result<Vec<IfAddr>> {
     let ns = File::open(format!("/proc/{pid}/ns/net"))?;
-    std::thread::spawn(move || {
-        // SAFETY: `ns` is an open namespace file; CLONE_NEWNET moves only this thread.
-        check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) })?;
-        read_ifaddrs()
-    })
-    .join()
-    .unwrap_or_else(|_| Err(std::io::Error::other("netns reader thread panicked")))
+    // A thread that cannot be made is an error (the caller falls back), not a panic.
+    std::thread::Builder::new()
+        .name("lxcform-netns".into())
+        .spawn(move || {
+            // SAFETY: `ns` is an open namespace file; CLONE_NEWNET moves only this thread.
+            check(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) })?;
+            read_ifaddrs()
+        })?
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("netns reader thread panicked")))
 }
 
 /// `getifaddrs(3)` of the calling thread's network namespace.
