@@ -1,12 +1,17 @@
-//! The args file Ansible writes: task options plus internal `_ansible_*` keys, checked in
-//! AnsibleModule's order (unsupported, required, types, required_if) and turned into the
-//! library's [`SpecArgs`]. Choices and everything else are checked by [`SpecArgs::validate`].
+//! The args file Ansible writes: task options plus internal `_ansible_*` keys, checked as
+//! AnsibleModule checks them and turned into the library's [`SpecArgs`]; everything else is
+//! checked by [`SpecArgs::validate`].
+//!
+//! `_ansible_no_log` is not read: AnsibleModule only uses it to keep the invocation out of
+//! the target's syslog and journal, which this module never writes to. Ansible hides a
+//! `no_log` task's result where it displays it; a registered result has the real values.
 
 use serde_json::{Map, Value};
 
-use crate::coerce::{self, py_type};
+use crate::coerce;
 use crate::options::{Kind, OPTIONS, STORE_DEFAULTS};
-use lxcform::SpecArgs;
+use lxcform::spec::{parse_log_level, Compression};
+use lxcform::{DesiredState, SpecArgs, SpecError};
 
 /// The args file as read: the options as typed and the internal `_ansible_*` flags.
 #[derive(Debug, Default)]
@@ -16,24 +21,17 @@ pub struct Raw {
     pub check: bool,
     /// `_ansible_diff`.
     pub diff: bool,
-    /// `_ansible_no_log`.
-    pub no_log: bool,
     ignore_unknown: bool,
 }
 
-/// What the task asked for, checked.
-#[derive(Debug, Default)]
+/// What the task asked for.
+#[derive(Debug)]
 pub struct ModuleArgs {
-    /// The options the task set, for the library.
-    pub spec: SpecArgs,
-    /// Every option with its value or default, as AnsibleModule reports `invocation`.
+    /// The options the task set, for the library; `Err`: the message to fail with.
+    pub spec: Result<SpecArgs, String>,
+    /// Every option with its value or default (and any unknown key), as AnsibleModule
+    /// reports `invocation.module_args`, also when the arguments are refused.
     pub params: Map<String, Value>,
-    /// Free-form values after conversion (expanded paths), masked in output under `no_log`.
-    pub secrets: Vec<String>,
-}
-
-fn public(name: &str) -> bool {
-    OPTIONS.iter().any(|o| o.0 == name && o.3)
 }
 
 impl Raw {
@@ -48,100 +46,110 @@ impl Raw {
         Ok(Raw {
             check: flag("_ansible_check_mode"),
             diff: flag("_ansible_diff"),
-            no_log: flag("_ansible_no_log"),
             ignore_unknown: flag("_ansible_ignore_unknown_opts"),
             top,
         })
     }
 
-    /// The values as typed of every option that is not a fixed choice or a bool.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (key, v) in &self.top {
-            if key.starts_with("_ansible_") || public(key) {
-                continue;
-            }
-            let items = match v {
-                Value::Array(items) => items.as_slice(),
-                one => std::slice::from_ref(one),
-            };
-            out.extend(items.iter().filter_map(|i| coerce::to_str(i).ok()));
-        }
-        out
-    }
-
-    /// Checks the options in AnsibleModule's order; `Err` is the message to fail with.
-    pub fn into_args(self) -> Result<ModuleArgs, String> {
-        let top = self.top;
-        let mut unsupported: Vec<&str> = top
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !k.starts_with("_ansible_") && !OPTIONS.iter().any(|o| o.0 == *k))
-            .collect();
-        if !unsupported.is_empty() && !self.ignore_unknown {
-            unsupported.sort_unstable();
-            let mut supported: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
-            supported.sort_unstable();
-            return Err(format!(
-                "Unsupported parameters for (lxc_container) module: {}. Supported parameters include: {}.",
-                unsupported.join(", "),
-                supported.join(", ")
-            ));
-        }
-        let given = |name: &str| top.get(name).filter(|v| !v.is_null());
+    /// Checks the options as AnsibleModule does: all of them, reporting the first problem in
+    /// its order (required, types in `argument_spec` order, choices, required_if, unsupported).
+    pub fn into_args(self) -> ModuleArgs {
+        let mut params: Map<String, Value> = self.top.clone();
+        params.retain(|k, _| !k.starts_with("_ansible_"));
+        let given = |name: &str| self.top.get(name).filter(|v| !v.is_null());
+        let mut errors: Vec<String> = Vec::new();
         if given("name").is_none() {
-            return Err("missing required arguments: name".into());
+            errors.push("missing required arguments: name".into());
         }
-        let mut args = ModuleArgs::default();
         let mut chosen = Map::new();
-        for (name, kind, default, public) in OPTIONS {
+        for (name, kind, default, unset_if_empty) in OPTIONS {
             let Some(raw) = given(name) else {
                 let default = default.map(|d| match kind {
                     Kind::Bool => Value::Bool(d == "true"),
                     _ => Value::String(d.into()),
                 });
-                args.params
-                    .insert(name.into(), default.unwrap_or(Value::Null));
+                params.insert(name.into(), default.unwrap_or(Value::Null));
                 continue;
             };
-            let value = convert(kind, raw).map_err(|e| {
-                format!(
-                    "argument '{name}' is of type {} and we were unable to convert to {}: {e}",
-                    py_type(raw),
-                    kind.as_str()
-                )
-            })?;
-            if !public {
-                let items = match &value {
-                    Value::Array(items) => items.as_slice(),
-                    one => std::slice::from_ref(one),
-                };
-                args.secrets
-                    .extend(items.iter().filter_map(|i| i.as_str().map(str::to_string)));
+            // A refused value stays in `params` as typed, as AnsibleModule shows it.
+            match coerce::convert(name, kind, raw) {
+                Err(e) => errors.push(e),
+                Ok(value) => {
+                    let unset = (unset_if_empty && value.as_str() == Some(""))
+                        || (STORE_DEFAULTS.contains(&name) && value.as_str() == default);
+                    if !unset {
+                        chosen.insert(name.into(), value.clone());
+                    }
+                    params.insert(name.into(), value);
+                }
             }
-            if !(STORE_DEFAULTS.contains(&name) && value.as_str() == default) {
-                chosen.insert(name.into(), value.clone());
-            }
-            args.params.insert(name.into(), value);
         }
+        errors.extend(check_choices(&chosen).map(|e| e.to_string()));
         if chosen.get("archive") == Some(&Value::Bool(true)) && !chosen.contains_key("archive_path")
         {
-            return Err(
-                "archive is True but all of the following are missing: archive_path".into(),
-            );
+            errors
+                .push("archive is True but all of the following are missing: archive_path".into());
+        }
+        if !self.ignore_unknown {
+            errors.extend(unsupported(&params));
+        }
+        if let Some(first) = errors.into_iter().next() {
+            return ModuleArgs {
+                spec: Err(first),
+                params,
+            };
+        }
+        // The Python module defaults an unset or empty lv_name to the name after AnsibleModule's
+        // checks, so a refused task shows null and every other result the name.
+        if !chosen.contains_key("lv_name") {
+            params.insert("lv_name".into(), params["name"].clone());
         }
         // Same names and shapes as the library's raw options; options not set stay None.
-        args.spec = serde_json::from_value(Value::Object(chosen))
-            .map_err(|e| format!("internal error: options do not fit the library: {e}"))?;
-        Ok(args)
+        let spec = serde_json::from_value(Value::Object(chosen))
+            .map_err(|e| format!("internal error: options do not fit the library: {e}"));
+        ModuleArgs { spec, params }
     }
 }
 
-fn convert(kind: Kind, raw: &Value) -> Result<Value, String> {
-    Ok(match kind {
-        Kind::Str => Value::String(coerce::to_str(raw)?),
-        Kind::Bool => Value::Bool(coerce::to_bool(raw)?),
-        Kind::Path => Value::String(coerce::to_path(raw)?.to_string_lossy().into_owned()),
-        Kind::List => Value::from(coerce::to_str_list(raw)?),
-    })
+/// The first choice that is not one, in AnsibleModule's order, in the library's words.
+fn check_choices(chosen: &Map<String, Value>) -> Option<SpecError> {
+    let text = |option: &str| chosen.get(option).and_then(Value::as_str);
+    let choice = |option: &'static str, choices: Vec<&'static str>| {
+        let value = text(option)?;
+        (!choices.contains(&value)).then(|| SpecError::Choice {
+            option,
+            value: value.into(),
+            choices,
+        })
+    };
+    let states = DesiredState::ALL.iter().map(|s| s.0).collect();
+    [
+        choice("backing_store", lxcform::store::CHOICES.to_vec()),
+        choice("state", states),
+        text("container_log_level").and_then(|l| parse_log_level(l).err()),
+        text("archive_compression").and_then(|c| Compression::parse(c).err()),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+}
+
+/// AnsibleModule's message for keys that are not options, if there are any.
+fn unsupported(params: &Map<String, Value>) -> Option<String> {
+    let mut unknown: Vec<&str> = params
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !OPTIONS.iter().any(|o| o.0 == *k))
+        .collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    unknown.sort_unstable();
+    let mut supported: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
+    supported.sort_unstable();
+    Some(format!(
+        "Unsupported parameters for (lxc_container) module: {}. Supported parameters include: {}.",
+        unknown.join(", "),
+        supported.join(", ")
+    ))
 }

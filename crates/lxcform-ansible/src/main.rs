@@ -13,10 +13,9 @@ mod output;
 use std::io::Write;
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use args::Raw;
-use output::Privacy;
 
 fn main() -> ExitCode {
     // Even a bug must answer Ansible in JSON: print the panic as a failure and exit.
@@ -26,12 +25,12 @@ fn main() -> ExitCode {
         )));
         std::process::exit(1);
     }));
-    let mut privacy = Privacy::default();
-    let (result, ok) = match run(&mut privacy) {
+    let mut params = None;
+    let (result, ok) = match run(&mut params) {
         Ok(v) => (v, true),
         Err(v) => (v, false),
     };
-    print(&privacy.finish(result));
+    print(&output::with_invocation(result, params));
     if ok {
         ExitCode::SUCCESS
     } else {
@@ -49,8 +48,9 @@ fn print(v: &Value) {
     let _ = out.flush();
 }
 
-/// Reads the args file, ensures the container, and returns the result (`Err`: failed).
-fn run(privacy: &mut Privacy) -> Result<Value, Value> {
+/// Reads the args file, ensures the container, and returns the result (`Err`: failed);
+/// `params` gets the options for `invocation` as soon as they are known.
+fn run(params: &mut Option<Map<String, Value>>) -> Result<Value, Value> {
     let path = std::env::args_os().nth(1).ok_or_else(|| {
         output::fail(
             "no arguments file: Ansible runs a binary module as `lxc_container <args file>`",
@@ -63,17 +63,15 @@ fn run(privacy: &mut Privacy) -> Result<Value, Value> {
         ))
     })?;
     let raw = Raw::read(&text).map_err(|m| output::fail(&m))?;
-    privacy.no_log = raw.no_log;
-    privacy.secrets = raw.secrets();
     let options = lxcform::Options {
         check: raw.check,
         diff: raw.diff,
     };
-    let args = raw.into_args().map_err(|m| output::fail(&m))?;
-    privacy.secrets.extend(args.secrets);
-    privacy.params = Some(args.params);
+    let args = raw.into_args();
+    *params = Some(args.params);
     let spec = args
         .spec
+        .map_err(|m| output::fail(&m))?
         .validate()
         .map_err(|e| output::fail(&e.to_string()))?;
     match lxcform::ensure(&spec, options) {

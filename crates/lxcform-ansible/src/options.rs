@@ -26,35 +26,43 @@ impl Kind {
     }
 }
 
-/// One option of the module: name, type, documented default, and whether its values are a
-/// fixed public set (those are not masked under `no_log`).
+/// One option of the module: name, type, documented default, and whether an empty string
+/// means the option is not given (see [`OPTIONS`]).
 pub type Opt = (&'static str, Kind, Option<&'static str>, bool);
 
-/// The module's options, as its documentation lists them.
+/// The module's options, in the Python module's `argument_spec` order: AnsibleModule checks
+/// types option by option in that order and reports the first failure.
+///
+/// The free-form strings and paths are unset when empty, as the Python module treats them:
+/// it leaves out of lxc-create and lxc-copy every value that is `''` (`_get_vars`), tests
+/// `template_options`, `container_command` and `clone_name` with `if value:`, and defaults
+/// an empty `lv_name` to the name; an empty `archive_path` only crashed it. So
+/// `"{{ x | default('') }}"` works. The name, the choices and the bools stay strict: `''` is
+/// an error there in the Python module too.
 pub const OPTIONS: [Opt; 23] = [
     ("name", Kind::Str, None, false),
-    ("backing_store", Kind::Str, Some("dir"), true),
-    ("template", Kind::Str, Some("ubuntu"), false),
-    ("template_options", Kind::Str, None, false),
-    ("config", Kind::Path, None, false),
-    ("lv_name", Kind::Str, None, false),
-    ("vg_name", Kind::Str, Some("lxc"), false),
-    ("thinpool", Kind::Str, None, false),
-    ("fs_type", Kind::Str, Some("ext4"), false),
-    ("fs_size", Kind::Str, Some("5G"), false),
-    ("directory", Kind::Path, None, false),
-    ("zfs_root", Kind::Str, None, false),
-    ("container_command", Kind::Str, None, false),
-    ("lxc_path", Kind::Path, None, false),
-    ("container_log", Kind::Bool, Some("false"), true),
-    ("container_log_level", Kind::Str, Some("INFO"), true),
-    ("clone_name", Kind::Str, None, false),
-    ("clone_snapshot", Kind::Bool, Some("false"), true),
-    ("archive", Kind::Bool, Some("false"), true),
-    ("archive_path", Kind::Path, None, false),
-    ("archive_compression", Kind::Str, Some("gzip"), true),
-    ("state", Kind::Str, Some("started"), true),
+    ("template", Kind::Str, Some("ubuntu"), true),
+    ("backing_store", Kind::Str, Some("dir"), false),
+    ("template_options", Kind::Str, None, true),
+    ("config", Kind::Path, None, true),
+    ("vg_name", Kind::Str, Some("lxc"), true),
+    ("thinpool", Kind::Str, None, true),
+    ("fs_type", Kind::Str, Some("ext4"), true),
+    ("fs_size", Kind::Str, Some("5G"), true),
+    ("directory", Kind::Path, None, true),
+    ("zfs_root", Kind::Str, None, true),
+    ("lv_name", Kind::Str, None, true),
+    ("lxc_path", Kind::Path, None, true),
+    ("state", Kind::Str, Some("started"), false),
+    ("container_command", Kind::Str, None, true),
     ("container_config", Kind::List, None, false),
+    ("container_log", Kind::Bool, Some("false"), false),
+    ("container_log_level", Kind::Str, Some("INFO"), false),
+    ("clone_name", Kind::Str, None, true),
+    ("clone_snapshot", Kind::Bool, Some("false"), false),
+    ("archive", Kind::Bool, Some("false"), false),
+    ("archive_path", Kind::Path, None, true),
+    ("archive_compression", Kind::Str, Some("gzip"), false),
 ];
 
 /// Options that apply only to some backing stores: set to their documented default they are

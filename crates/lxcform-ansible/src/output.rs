@@ -2,13 +2,15 @@
 //! `fail_json`:
 //!
 //! - success: `{"changed", "lxc_container": {"name", "state", "init_pid", "interfaces", "ips",
-//!   "archive"? (path), "archive_size"?, "archive_sha256"?, "cloned"?}, "rc"?, "stdout"?, "stderr"? (when a command ran), "diff"?
-//!   {"before", "after", "before_header", "after_header"}, "warnings"?, "invocation"?}`
+//!   "archive"? (path), "archive_size"?, "archive_sha256"?, "cloned"?}, "rc"?, "stdout"?,
+//!   "stderr"? (when a command ran), "diff"? {"before", "after", "before_header",
+//!   "after_header"}, "warnings"?, "invocation"}`
 //! - failure: `{"failed": true, "msg", "rc"?, "stdout"?, "stderr"?, "log"? (liblxc's error
 //!   lines), "lxc_container"?, "invocation"?}`
 //!
-//! Under `no_log` there is no `invocation` and no `diff`, and the free-form option values are
-//! masked wherever they appear.
+//! `invocation` is `{"module_args": {...}}`, every option with its value or default, on every
+//! result once the arguments file was read; values are never masked, as the Python module
+//! declares no `no_log` option (Ansible hides a `no_log` task's result where it displays it).
 
 use serde_json::{json, Map, Value};
 
@@ -18,55 +20,12 @@ use lxcform::{CommandResult, ContainerSpec, Error, Facts, Outcome};
 /// library provides them (the archive written, whether a clone was made).
 const PASSED_THROUGH: [&str; 2] = ["archive", "cloned"];
 
-/// What replaces a masked value, as Ansible writes it.
-const MASK: &str = "********";
-
-/// Hides option values under `no_log` and adds `invocation` otherwise.
-#[derive(Debug, Default)]
-pub struct Privacy {
-    /// `_ansible_no_log`.
-    pub no_log: bool,
-    /// Values to mask when `no_log`.
-    pub secrets: Vec<String>,
-    /// The options with their defaults, for `invocation`.
-    pub params: Option<Map<String, Value>>,
-}
-
-impl Privacy {
-    /// Finishes a result: masks or adds `invocation`.
-    pub fn finish(&self, mut result: Value) -> Value {
-        if self.no_log {
-            let mut secrets: Vec<&str> = self
-                .secrets
-                .iter()
-                .map(String::as_str)
-                .filter(|s| !s.is_empty())
-                .collect();
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-            if let Some(obj) = result.as_object_mut() {
-                obj.remove("diff");
-            }
-            mask(&mut result, &secrets);
-        } else if let Some(params) = &self.params {
-            result["invocation"] = json!({ "module_args": params });
-        }
-        result
+/// Adds `invocation` to a result, when the arguments are known.
+pub fn with_invocation(mut result: Value, params: Option<Map<String, Value>>) -> Value {
+    if let Some(params) = params {
+        result["invocation"] = json!({ "module_args": params });
     }
-}
-
-fn mask(v: &mut Value, secrets: &[&str]) {
-    match v {
-        Value::String(s) => {
-            for secret in secrets {
-                if s.contains(secret) {
-                    *s = s.replace(secret, MASK);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| mask(i, secrets)),
-        Value::Object(map) => map.values_mut().for_each(|i| mask(i, secrets)),
-        _ => {}
-    }
+    result
 }
 
 fn add_command(result: &mut Value, c: &CommandResult) {

@@ -175,12 +175,14 @@ fn booleans_are_coerced_like_ansible() {
     }
     let msg = failure_msg(&json!({"name": "c1", "container_log": "maybe"}));
     assert!(
-        msg.starts_with("argument 'container_log' is of type <class 'str'> and we were unable to convert to bool: The value 'maybe' is not a valid boolean"),
+        msg.starts_with("argument 'container_log' is of type str and we were unable to convert to bool: The value 'maybe' is not a valid boolean. Valid booleans include: "),
         "{msg}"
     );
     let msg = failure_msg(&json!({"name": "c1", "template": ["a"]}));
     assert!(
-        msg.starts_with("argument 'template' is of type <class 'list'>"),
+        msg.starts_with(
+            "argument 'template' is of type list and we were unable to convert to str: "
+        ),
         "{msg}"
     );
 }
@@ -273,22 +275,214 @@ fn defaults_are_the_documented_ones_and_store_defaults_fit_any_store() {
     );
 }
 
+/// Runs the module in check mode on a container that does not exist, with `extra` options.
+fn check_run(extra: Value) -> ModuleResult {
+    let mut args = json!({"name": "c1", "template": "busybox", "lxc_path": "/tmp/lxcform-none",
+        "_ansible_check_mode": true});
+    args.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    run(&args).0
+}
+
 #[test]
-fn no_log_echoes_no_option_values() {
-    let msg = failure_msg(&json!({"name": "TOPSECRET/x", "_ansible_no_log": true}));
-    assert!(!msg.contains("TOPSECRET"), "{msg}");
-    let (r, _) = run(&json!({"name": "topsecret1", "template": "busybox",
-        "lxc_path": "/tmp/lxcform-none", "container_config": ["lxc.tty.max=7"],
-        "_ansible_no_log": "yes", "_ansible_check_mode": true, "_ansible_diff": true}));
-    assert!(r.invocation.is_none() && r.diff.is_none(), "{r:?}");
-    assert_eq!(r.lxc_container.unwrap().name, "********");
-    // Without no_log the same run shows them.
-    let (r, _) = run(&json!({"name": "topsecret1", "template": "busybox",
-        "lxc_path": "/tmp/lxcform-none", "_ansible_check_mode": true}));
-    assert_eq!(
-        r.invocation.unwrap().module_args["name"],
-        json!("topsecret1")
+fn no_log_returns_the_real_values() {
+    // AnsibleModule only keeps a no_log invocation out of syslog; the result is the real one
+    // (Ansible hides what it displays), so a registered result can be used.
+    let r = check_run(
+        json!({"name": "topsecret1", "container_config": ["lxc.tty.max=7"],
+        "_ansible_no_log": "yes", "_ansible_diff": true}),
     );
+    assert!(!r.failed, "{r:?}");
+    assert_eq!(r.lxc_container.unwrap().name, "topsecret1");
+    assert!(r.diff.unwrap().after.contains("lxc.tty.max = 7"));
+    let args = r.invocation.unwrap().module_args;
+    assert_eq!(args["name"], json!("topsecret1"));
+    assert_eq!(args["lxc_path"], json!("/tmp/lxcform-none"));
+    let msg = failure_msg(&json!({"name": "TOPSECRET/x", "_ansible_no_log": true}));
+    assert!(msg.contains("TOPSECRET/x"), "{msg}");
+}
+
+#[test]
+fn empty_strings_are_options_not_given() {
+    // `"{{ x | default('') }}"`: the Python module leaves '' out of lxc-create and lxc-copy.
+    for opt in [
+        "clone_name",
+        "config",
+        "directory",
+        "template_options",
+        "container_command",
+        "archive_path",
+        "lv_name",
+        "vg_name",
+        "thinpool",
+        "fs_type",
+        "fs_size",
+        "zfs_root",
+    ] {
+        let r = check_run(json!({ opt: "" }));
+        assert!(!r.failed, "{opt}: {r:?}");
+        // invocation shows the value as given, as AnsibleModule's does (lv_name: see below).
+        if opt != "lv_name" {
+            assert_eq!(r.invocation.unwrap().module_args[opt], json!(""), "{opt}");
+        }
+    }
+    // Null is the same.
+    let r = check_run(json!({"clone_name": null, "directory": null, "zfs_root": null}));
+    assert!(!r.failed, "{r:?}");
+    // All of them at once, with archive false: still nothing but a plain create.
+    let r = check_run(
+        json!({"clone_name": "", "config": "", "directory": "", "archive": false,
+        "archive_path": "", "lv_name": "", "vg_name": "", "thinpool": "", "fs_size": "",
+        "zfs_root": "", "container_config": ""}),
+    );
+    assert!(!r.failed && r.changed, "{r:?}");
+    assert!(r.lxc_container.unwrap().cloned.is_none());
+}
+
+#[test]
+fn an_empty_template_is_the_default_one() {
+    let r = check_run(json!({"template": ""}));
+    let msg = r.msg.unwrap_or_default();
+    // Hosts without the ubuntu template refuse it by name; none refuse the empty string.
+    assert!(!r.failed || msg.contains("\"ubuntu\""), "{msg}");
+}
+
+#[test]
+fn an_empty_lxc_path_is_the_default_one() {
+    // Checked without touching the default lxc_path: a later check of the spec reports.
+    let msg = failure_msg(
+        &json!({"name": "c1", "lxc_path": "", "state": "absent", "container_command": "true"}),
+    );
+    assert!(
+        msg.contains("container_command cannot be used with state absent"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn empty_strings_that_are_required_stay_required() {
+    assert_eq!(
+        failure_msg(&json!({"name": "c1", "archive": true, "archive_path": ""})),
+        "archive is True but all of the following are missing: archive_path"
+    );
+    let msg = failure_msg(&json!({"name": "c1", "state": "clone", "clone_name": ""}));
+    assert!(msg.contains("clone_name"), "{msg}");
+    // A store option with a value is still refused for the wrong store.
+    let msg = failure_msg(&json!({"name": "c1", "zfs_root": "tank/lxc"}));
+    assert!(
+        msg.contains("zfs_root cannot be used with backing_store dir"),
+        "{msg}"
+    );
+    // The name, choices and bools are not free-form: '' is an error, as in the Python module.
+    assert!(failure_msg(&json!({"name": ""})).contains("name"));
+    assert!(failure_msg(&json!({"name": "c1", "state": ""})).starts_with("value of state"));
+    assert!(failure_msg(&json!({"name": "c1", "archive": ""})).contains("not a valid boolean"));
+}
+
+#[test]
+fn a_config_string_in_the_2015_form_is_a_list() {
+    for config in [
+        json!("['lxc.tty.max=6', 'lxc.pty.max=3']"),
+        json!(r#"["lxc.tty.max=6", "lxc.pty.max=3"]"#),
+        json!("lxc.tty.max=6\nlxc.pty.max=3\n"),
+        json!(["lxc.tty.max=6\nlxc.pty.max=3"]),
+    ] {
+        let r = check_run(json!({"container_config": config, "_ansible_diff": true}));
+        assert!(!r.failed, "{config}: {r:?}");
+        let after = r.diff.unwrap().after;
+        assert!(
+            after.contains("lxc.tty.max = 6") && after.contains("lxc.pty.max = 3"),
+            "{config}: {after}"
+        );
+    }
+    let msg = failure_msg(&json!({"name": "c1", "container_config": "['lxc.tty.max=6' 'x']"}));
+    assert!(
+        msg.starts_with("argument 'container_config' is of type str and we were unable to convert to list: cannot read \"['lxc.tty.max=6' 'x']\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn argument_failures_carry_the_invocation() {
+    let (r, _) = run(
+        &json!({"name": "c1", "container_log": "maybe", "lxc_path": "~root/p",
+        "colour": "red", "_ansible_check_mode": true}),
+    );
+    assert!(r.failed, "{r:?}");
+    let args = r.invocation.expect("invocation").module_args;
+    // As AnsibleModule shows them: the refused value as typed, the others converted, the
+    // defaults, unknown keys, and lv_name not yet defaulted to the name.
+    assert_eq!(args["container_log"], json!("maybe"));
+    assert_eq!(args["lxc_path"], json!("/root/p"));
+    assert_eq!(args["colour"], json!("red"));
+    assert_eq!(args["state"], json!("started"));
+    assert_eq!(args["lv_name"], Value::Null);
+    assert!(!args.contains_key("_ansible_check_mode"));
+    // A run (even a failed one) shows lv_name as the Python module sets it: the name.
+    for lv in [json!(null), json!("")] {
+        let r = check_run(json!({ "lv_name": lv }));
+        assert_eq!(r.invocation.unwrap().module_args["lv_name"], json!("c1"));
+    }
+    let (r, _) = run(&json!({"name": "c1", "vg_name": "vg0"}));
+    assert!(r.failed);
+    assert_eq!(r.invocation.unwrap().module_args["lv_name"], json!("c1"));
+}
+
+#[test]
+fn argument_checks_run_in_ansible_module_order() {
+    // required, types (in the Python module's argument_spec order), choices (same),
+    // required_if, unsupported.
+    for (args, start) in [
+        (
+            json!({"colour": "red", "state": "x"}),
+            "missing required arguments: name",
+        ),
+        (
+            json!({"name": "c1", "state": "x", "archive": true}),
+            "value of state must be one of",
+        ),
+        (
+            json!({"name": "c1", "colour": "red", "state": "x"}),
+            "value of state must be one of",
+        ),
+        (
+            json!({"name": "c1", "colour": "red", "archive": true}),
+            "archive is True but",
+        ),
+        (
+            json!({"name": "c1", "state": "x", "backing_store": "x"}),
+            "value of backing_store",
+        ),
+        (
+            json!({"name": "c1", "archive_compression": "x", "container_log_level": "x"}),
+            "value of container_log_level",
+        ),
+        (
+            json!({"name": "c1", "state": "x", "archive": "maybe"}),
+            "argument 'archive'",
+        ),
+        (
+            json!({"name": "c1", "container_log": "maybe", "container_config": {"a": 1}}),
+            "argument 'container_config'",
+        ),
+        (
+            json!({"name": "c1", "archive": "maybe", "clone_snapshot": "maybe"}),
+            "argument 'clone_snapshot'",
+        ),
+        // The library's own checks come after all of AnsibleModule's.
+        (
+            json!({"name": "a/b", "state": "x"}),
+            "value of state must be one of",
+        ),
+    ] {
+        let msg = failure_msg(&args);
+        assert!(msg.starts_with(start), "{args}: {msg}");
+    }
+    // Unknown options ignored on request: the next problem is reported.
+    let msg = failure_msg(&json!({"name": "c1", "colour": "red", "state": "x",
+        "_ansible_ignore_unknown_opts": true}));
+    assert!(msg.starts_with("value of state"), "{msg}");
 }
 
 #[test]
@@ -442,6 +636,8 @@ fn documentation_options_match_the_parser() {
         let parsed = &params[name.as_str()];
         let expected = match (name.as_str(), default) {
             ("name", _) => json!("c1"),
+            // Documented as defaulting to the name; the Python module fills it in so.
+            ("lv_name", _) => json!("c1"),
             ("template", _) => json!("busybox"),
             ("lxc_path", _) => json!("/tmp/lxcform-none"),
             (_, None) => Value::Null,
