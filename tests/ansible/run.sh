@@ -133,7 +133,7 @@ EOF
 fi
 
 # --- the playbooks ------------------------------------------------------------------------------
-books=(examples examples_clone examples_clone_archive states config_command check_diff failures fanout)
+books=(examples examples_clone examples_clone_archive states config_command check_diff failures arguments fanout)
 for b in "${books[@]}"; do
     wanted "$b" || continue
     if play "$b" "$here/$b.yml" && no_junk "$run/logs/$b.log"; then
