@@ -351,11 +351,10 @@ fn an_empty_template_is_the_default_one() {
 #[test]
 fn an_empty_lxc_path_is_the_default_one() {
     // Checked without touching the default lxc_path: a later check of the spec reports.
-    let msg = failure_msg(
-        &json!({"name": "c1", "lxc_path": "", "state": "absent", "container_command": "true"}),
-    );
+    // (lxc_path is checked before the store options.)
+    let msg = failure_msg(&json!({"name": "c1", "lxc_path": "", "vg_name": "vg0"}));
     assert!(
-        msg.contains("container_command cannot be used with state absent"),
+        msg.contains("vg_name cannot be used with backing_store dir"),
         "{msg}"
     );
 }
