@@ -1,18 +1,20 @@
 //! `lxcform apply FILE`: converge every container of a manifest, `--jobs` at a time, each in
 //! a child process (`lxcform __converge`, options as JSON on stdin, report on stdout).
 //!
-//! Exit codes: 0 every container as declared, 1 some failed or were skipped, 2 invalid
-//! manifest (nothing changed); with `--detailed-exitcode`, 3 when all succeeded and something
-//! changed. JSON (`--json`): [`lxcform::manifest::ApplySummary`]. Stopped by SIGINT, SIGTERM
-//! or SIGHUP, it waits for the running children, prints the summary, then ends by the signal.
+//! Exit codes: 0 every container as declared, 1 some failed or were skipped (or the summary
+//! could not be written), 2 invalid manifest (nothing changed); with `--detailed-exitcode`, 3
+//! when all succeeded and something changed. JSON (`--json`):
+//! [`lxcform::manifest::ApplySummary`]. Stopped by SIGINT, SIGTERM or SIGHUP, it waits for
+//! the running children, prints the summary, then ends by the signal.
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use clap::Args;
 use lxcform::manifest::{self, ApplySummary, Status};
 
+use crate::out::{errln, outln};
 use crate::paint::{manifest_error, Paint};
 use crate::progress::Progress;
 
@@ -40,10 +42,14 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
     }
 }
 
-pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
+/// Runs the manifest; the exit code.
+pub fn run(a: ApplyArgs, json: bool) -> u8 {
     if a.check {
         return crate::plan::run(&a.file, json);
     }
+    // A reader that went away (`apply ... 2>&1 | head`) must not end the run with the
+    // children not waited for: writes fail with EPIPE instead, and the output is dropped.
+    lxcform::liblxc::sys::block_sigpipe_in_this_thread();
     let m = match manifest::load(&a.file) {
         Ok(m) => m,
         Err(e) => return manifest_error(&e, json),
@@ -54,8 +60,8 @@ pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            eprintln!("lxcform: cannot find its own executable: {e}");
-            return ExitCode::from(crate::FAILED);
+            errln!("lxcform: cannot find its own executable: {e}");
+            return crate::FAILED;
         }
     };
     let child = || {
@@ -67,7 +73,7 @@ pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
     let summary = manifest::apply(&m, jobs, &child, &mut |e| progress.event(e));
     progress.finish();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         );
@@ -76,25 +82,28 @@ pub fn run(a: ApplyArgs, json: bool) -> ExitCode {
         render(&summary, &labels, Paint::stdout());
     }
     if let Some(sig) = summary.interrupted {
-        // Reported; now end the way the signal asked.
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // Reported (or said why it could not be); now end the way the signal asked.
+        crate::out::flush();
         lxcform::liblxc::sys::die_by_signal(sig);
     }
-    ExitCode::from(if summary.failed + summary.skipped > 0 {
+    if summary.failed + summary.skipped > 0 {
         crate::FAILED
     } else if a.detailed_exitcode && summary.changed > 0 {
         crate::plan::CHANGES
     } else {
         0
-    })
+    }
 }
 
 /// The summary table; `labels` name the entries (`name -> clone` for those making clones).
 fn render(s: &ApplySummary, labels: &[String], p: Paint) {
     let width = labels.iter().map(String::len).max().unwrap_or(0).max(4);
-    println!(
+    outln!(
         "{:width$}  {:<7}  {:<7}  {:>7}  DETAILS",
-        "NAME", "RESULT", "STATE", "TIME"
+        "NAME",
+        "RESULT",
+        "STATE",
+        "TIME"
     );
     for (c, label) in s.containers.iter().zip(labels) {
         let (word, details) = match c.status {
@@ -114,26 +123,31 @@ fn render(s: &ApplySummary, labels: &[String], p: Paint) {
         } else {
             &c.report.state
         };
-        println!(
+        outln!(
             "{label:width$}  {word}  {state:<7}  {:>6.2}s  {details}",
             c.seconds
         );
         for line in &c.report.log {
-            println!("{:width$}  {}", "", p.dim(&format!("liblxc: {line}")));
+            outln!("{:width$}  {}", "", p.dim(&format!("liblxc: {line}")));
         }
     }
-    println!(
+    outln!(
         "Apply: {} changed, {} ok, {} failed, {} skipped in {:.1}s.",
-        s.changed, s.ok, s.failed, s.skipped, s.seconds
+        s.changed,
+        s.ok,
+        s.failed,
+        s.skipped,
+        s.seconds
     );
     if let Some(sig) = s.interrupted {
         let name = lxcform::liblxc::sys::signal_name(sig);
-        println!("{}", p.red(&format!("Stopped by {name}.")));
+        outln!("{}", p.red(&format!("Stopped by {name}.")));
     }
 }
 
-/// The child process: options as JSON on stdin, one report as JSON on the last line of stdout.
-pub fn converge_child() -> ExitCode {
+/// The child process: options as JSON on stdin, one report as JSON on the last line of stdout;
+/// the exit code.
+pub fn converge_child() -> u8 {
     let mut input = Vec::new();
     let report = match std::io::stdin().read_to_end(&mut input) {
         Ok(_) => manifest::converge(&input),
@@ -142,10 +156,14 @@ pub fn converge_child() -> ExitCode {
             ..Default::default()
         },
     };
-    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+    outln!("{}", serde_json::to_string(&report).unwrap_or_default());
     if let Some(sig) = report.signal {
         // Reported; now end the way the parent asked.
         lxcform::liblxc::sys::die_by_signal(sig);
     }
-    ExitCode::from(if report.ok { 0 } else { crate::FAILED })
+    if report.ok {
+        0
+    } else {
+        crate::FAILED
+    }
 }

@@ -9,6 +9,8 @@ use lxcform::archive::{self, Progress, RestoreSpec, WriteOptions};
 use lxcform::spec::{validate_name, ArchiveSpec, Compression};
 use lxcform::{Error, SpecArgs};
 
+use crate::out::{errln, outln};
+
 #[derive(Debug, Args)]
 pub struct ArchiveArgs {
     /// The container to archive.
@@ -84,11 +86,11 @@ pub fn archive(a: ArchiveArgs, json: bool) -> Result<(), Error> {
     };
     let result = archive::archive_container(&a.name, &lxc_path, &spec, options);
     if live {
-        eprint!("\r\x1b[2K");
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
     }
     let info = result?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&info).unwrap_or_default()
         );
@@ -97,7 +99,7 @@ pub fn archive(a: ArchiveArgs, json: bool) -> Result<(), Error> {
     if a.quiet {
         return Ok(());
     }
-    println!(
+    outln!(
         "{}: archived to {} ({}, {:.1} MB/s read, sha256 {})",
         a.name,
         info.path.display(),
@@ -106,7 +108,7 @@ pub fn archive(a: ArchiveArgs, json: bool) -> Result<(), Error> {
         info.sha256
     );
     for n in &info.notes {
-        eprintln!("note: {n}");
+        errln!("note: {n}");
     }
     Ok(())
 }
@@ -133,13 +135,13 @@ pub fn restore(a: RestoreArgs, json: bool) -> Result<(), Error> {
     };
     let info = archive::restore(&a.archive, &restore)?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&info).unwrap_or_default()
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "{}: restored from {} (archive of {}) on {} in {:.1} s",
         info.name,
         a.archive.display(),
@@ -148,7 +150,7 @@ pub fn restore(a: RestoreArgs, json: bool) -> Result<(), Error> {
         info.seconds
     );
     for n in &info.notes {
-        eprintln!("note: {n}");
+        errln!("note: {n}");
     }
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! `lxcform`: make LXC containers what you declare, from the command line.
 //!
-//! Exit codes: 0 success, 1 failure (nothing or only part was done), 2 bad usage (invalid
-//! options; nothing on the host was touched), 3 changes pending (`plan`, and
-//! `apply --detailed-exitcode` when something changed).
+//! Exit codes: 0 success, 1 failure (nothing or only part was done, or the output could not
+//! be written), 2 bad usage (invalid options; nothing on the host was touched), 3 changes
+//! pending (`plan`, and `apply --detailed-exitcode` when something changed).
 
 mod apply;
 mod archive_cmd;
 mod args;
+mod out;
 mod paint;
 mod plan;
 mod progress;
@@ -18,6 +19,7 @@ use clap::Parser;
 use lxcform::{Error, Options};
 
 use args::{Cli, Command};
+use out::{errln, outln};
 
 /// Exit code of a failed run.
 const FAILED: u8 = 1;
@@ -26,11 +28,20 @@ const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     lxcform::liblxc::sys::default_sigpipe();
+    out::exit(dispatch())
+}
+
+/// Runs the command line; the exit code.
+fn dispatch() -> u8 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { USAGE } else { 0 });
+            let code = if e.use_stderr() { USAGE } else { 0 };
+            // Help and version go to stdout, where a failed write is a failure.
+            if let (Err(err), 0) = (e.print(), code) {
+                out::failed(&err);
+            }
+            return code;
         }
     };
     let json = cli.json;
@@ -41,24 +52,26 @@ fn main() -> ExitCode {
         other => other,
     };
     match run(command, json) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             if json {
-                println!("{}", render::error_json(&e));
+                outln!("{}", render::error_json(&e));
             } else {
-                eprintln!("lxcform: {e}");
+                errln!("lxcform: {e}");
                 for line in e.log() {
-                    eprintln!("  liblxc: {line}");
+                    errln!("  liblxc: {line}");
                 }
                 if let Some(c) = e.command() {
-                    render::command_output(c);
+                    for line in render::command_lines(c) {
+                        outln!("{line}");
+                    }
                 }
             }
-            ExitCode::from(if matches!(e, Error::Spec(_)) {
+            if matches!(e, Error::Spec(_)) {
                 USAGE
             } else {
                 FAILED
-            })
+            }
         }
     }
 }
@@ -122,7 +135,7 @@ fn print_outcome(outcome: &lxcform::Outcome, options: Options, json: bool) {
 }
 
 fn print_json(value: &impl serde::Serialize) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

@@ -2,6 +2,8 @@
 
 use std::io::IsTerminal;
 
+use crate::out::{errln, outln};
+
 /// Wraps text in ANSI colours, or not.
 #[derive(Debug, Clone, Copy)]
 pub struct Paint {
@@ -61,18 +63,18 @@ impl Paint {
 
 /// Prints why a manifest cannot be used (every problem with file, line and column) and gives
 /// the exit code of bad usage.
-pub fn manifest_error(e: &lxcform::manifest::ManifestError, json: bool) -> std::process::ExitCode {
+pub fn manifest_error(e: &lxcform::manifest::ManifestError, json: bool) -> u8 {
     if json {
         let problems: Vec<String> = e.to_string().lines().map(String::from).collect();
         let v =
             serde_json::json!({ "failed": true, "msg": "invalid manifest", "problems": problems });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let p = Paint::stderr();
         for line in e.to_string().lines() {
-            eprintln!("{} {line}", p.red("error:"));
+            errln!("{} {line}", p.red("error:"));
         }
-        eprintln!("lxcform: nothing was changed");
+        errln!("lxcform: nothing was changed");
     }
-    std::process::ExitCode::from(crate::USAGE)
+    crate::USAGE
 }

@@ -4,11 +4,11 @@
 //! 2 invalid manifest. JSON (`--json`): [`lxcform::manifest::ManifestPlan`].
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use lxcform::manifest::{self, Action, ConfigChange, EntryPlan, ManifestPlan};
 
+use crate::out::outln;
 use crate::paint::{manifest_error, Paint};
 
 /// Exit code of a plan with changes pending (and of `apply --detailed-exitcode` that changed
@@ -21,27 +21,28 @@ pub struct PlanArgs {
     pub file: PathBuf,
 }
 
-pub fn run(file: &Path, json: bool) -> ExitCode {
+/// Prints the plan; the exit code.
+pub fn run(file: &Path, json: bool) -> u8 {
     let m = match manifest::load(file) {
         Ok(m) => m,
         Err(e) => return manifest_error(&e, json),
     };
     let plan = manifest::plan(&m);
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&plan).unwrap_or_default()
         );
     } else {
         render(&plan, Paint::stdout());
     }
-    ExitCode::from(if plan.errors > 0 {
+    if plan.errors > 0 {
         crate::FAILED
     } else if plan.changes > 0 {
         CHANGES
     } else {
         0
-    })
+    }
 }
 
 fn render(plan: &ManifestPlan, p: Paint) {
@@ -51,7 +52,7 @@ fn render(plan: &ManifestPlan, p: Paint) {
     for c in &plan.containers {
         if let Some(err) = &c.error {
             let name = format!("{:width$}", label(c));
-            println!("{} {}  {}", p.red("!"), p.bold(&name), p.red(err));
+            outln!("{} {}  {}", p.red("!"), p.bold(&name), p.red(err));
             continue;
         }
         if !c.changed {
@@ -63,21 +64,21 @@ fn render(plan: &ManifestPlan, p: Paint) {
             Action::Destroy => (p.red("-"), p.red("destroy")),
             Action::Update | Action::None => (p.yellow("~"), p.yellow("update")),
         };
-        println!(
+        outln!(
             "{mark} {}  {word}: {}{}",
             p.bold(&format!("{:width$}", label(c))),
             c.steps.join(", "),
             predicted_note(c, p)
         );
         for change in &c.config {
-            println!("      {}", config_line(change, p));
+            outln!("      {}", config_line(change, p));
         }
         for w in &c.warnings {
-            println!("      {}", p.dim(&format!("warning: {w}")));
+            outln!("      {}", p.dim(&format!("warning: {w}")));
         }
     }
     if !unchanged.is_empty() {
-        println!(
+        outln!(
             "  {}",
             p.dim(&format!("unchanged: {}", unchanged.join(", ")))
         );
@@ -87,9 +88,10 @@ fn render(plan: &ManifestPlan, p: Paint) {
     } else {
         String::new()
     };
-    println!(
+    outln!(
         "Plan: {} to change, {} unchanged{errors}.",
-        plan.changes, plan.unchanged
+        plan.changes,
+        plan.unchanged
     );
 }
 

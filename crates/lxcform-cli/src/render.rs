@@ -2,6 +2,8 @@
 
 use lxcform::{CommandResult, Error, Facts, Options, Outcome};
 
+use crate::out::{errln, outln};
+
 /// Prints what a run did (or would do).
 pub fn outcome(o: &Outcome, options: Options) {
     let name = &o.facts.name;
@@ -12,12 +14,12 @@ pub fn outcome(o: &Outcome, options: Options) {
     };
     if o.changed {
         let steps: Vec<String> = o.steps.iter().map(ToString::to_string).collect();
-        println!("{name}: {verb}: {}", steps.join(", "));
+        outln!("{name}: {verb}: {}", steps.join(", "));
     } else {
-        println!("{name}: ok, nothing to change");
+        outln!("{name}: ok, nothing to change");
     }
     for w in &o.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if let Some(diff) = &o.diff {
         let before = diff.before.render();
@@ -25,35 +27,37 @@ pub fn outcome(o: &Outcome, options: Options) {
         let (b, a): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
         for line in &b {
             if !a.contains(line) {
-                println!("- {line}");
+                outln!("- {line}");
             }
         }
         for line in &a {
             if !b.contains(line) {
-                println!("+ {line}");
+                outln!("+ {line}");
             }
         }
     }
     if let Some(c) = &o.command {
-        command_output(c);
+        for line in command_lines(c) {
+            outln!("{line}");
+        }
     }
     facts_table(std::slice::from_ref(&o.facts));
 }
 
-/// Prints a command's status and output.
-pub fn command_output(c: &CommandResult) {
-    println!("command exited with {}", c.rc);
+/// A command's status and output: `command exited with RC`, then each line of its stdout
+/// and stderr, indented and labelled.
+pub fn command_lines(c: &CommandResult) -> Vec<String> {
+    let mut lines = vec![format!("command exited with {}", c.rc)];
     for (label, text) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
-        for line in text.lines() {
-            println!("  {label}: {line}");
-        }
+        lines.extend(text.lines().map(|line| format!("  {label}: {line}")));
     }
+    lines
 }
 
 /// Prints facts as an aligned table.
 pub fn facts_table(all: &[Facts]) {
     let width = all.iter().map(|f| f.name.len()).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<8}  {:>8}  IPS", "NAME", "STATE", "PID");
+    outln!("{:<width$}  {:<8}  {:>8}  IPS", "NAME", "STATE", "PID");
     for f in all {
         let pid = if f.init_pid > 0 {
             f.init_pid.to_string()
@@ -65,7 +69,7 @@ pub fn facts_table(all: &[Facts]) {
         } else {
             f.ips.join(",")
         };
-        println!(
+        outln!(
             "{:<width$}  {:<8}  {:>8}  {ips}",
             f.name,
             f.state.as_str(),
