@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 every container as declared, 1 some failed or were skipped (or the summary
 //! could not be written), 2 invalid manifest (nothing changed); with `--detailed-exitcode`, 3
-//! when all succeeded and something changed. JSON (`--json`):
+//! when all succeeded and something changed. With `--check` it is `plan`, exit codes
+//! included: 3 when changes are pending. JSON (`--json`):
 //! [`lxcform::manifest::ApplySummary`]. Stopped by SIGINT, SIGTERM or SIGHUP, it waits for
 //! the running children, prints the summary, then ends by the signal.
 

@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 failure (nothing or only part was done, or the output could not
 //! be written), 2 bad usage (invalid options; nothing on the host was touched), 3 changes
-//! pending (`plan`, and `apply --detailed-exitcode` when something changed).
+//! pending (`plan` and `apply --check`, and `apply --detailed-exitcode` when something
+//! changed).
 
 mod apply;
 mod archive_cmd;
