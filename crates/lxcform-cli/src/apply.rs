@@ -9,6 +9,7 @@
 //! the running children, prints the summary, then ends by the signal.
 
 use std::io::Read;
+use std::num::IntErrorKind;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -24,7 +25,9 @@ pub struct ApplyArgs {
     /// The manifest (YAML).
     pub file: PathBuf,
     /// How many containers to converge at once [default: the number of cores].
-    #[arg(long, short = 'j', value_parser = parse_jobs)]
+    // Negative numbers are values here, so that `--jobs -1` is told what a value must be
+    // rather than taken for an unknown option.
+    #[arg(long, short = 'j', value_parser = parse_jobs, allow_negative_numbers = true)]
     pub jobs: Option<usize>,
     /// Only show what would change, as `lxcform plan` does.
     #[arg(long)]
@@ -39,6 +42,9 @@ fn parse_jobs(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_string()),
         Ok(n) => Ok(n),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => {
+            Err(format!("is too large (at most {})", usize::MAX))
+        }
         Err(_) => Err("must be a whole number, at least 1".to_string()),
     }
 }

@@ -517,3 +517,42 @@ fn apply_jobs_must_be_a_whole_number_of_at_least_one() {
         f.rejects(args, USAGE, &["--jobs", &format!("'{jobs}'"), why]);
     }
 }
+
+#[test]
+fn apply_jobs_as_a_separate_argument_is_a_value_told_what_it_must_be() {
+    let f = Fixture::new("apply-jobs-sep");
+    let manifest = f.lxc.path().join("m.yml");
+    fs::write(
+        &manifest,
+        format!(
+            "containers:\n  - name: {}\n    template: busybox\n    lxc_path: {}\n",
+            unique("jobs"),
+            f.lxc.path().display()
+        ),
+    )
+    .unwrap();
+    // `-1` is the value of --jobs, not an unknown option; a whole number too large for
+    // usize is too large, not "not a whole number".
+    let too_large = format!("is too large (at most {})", usize::MAX);
+    for (flag, jobs, why) in [
+        ("--jobs", "-1", "must be a whole number, at least 1"),
+        ("-j", "-1", "must be a whole number, at least 1"),
+        (
+            "--jobs",
+            "-99999999999999999999999",
+            "must be a whole number",
+        ),
+        ("--jobs", "0", "must be at least 1"),
+        ("--jobs", "99999999999999999999999", too_large.as_str()),
+        ("-j", "18446744073709551616", too_large.as_str()),
+    ] {
+        let args: Vec<OsString> = vec![
+            "apply".into(),
+            manifest.clone().into(),
+            flag.into(),
+            jobs.into(),
+        ];
+        let r = f.rejects(args, USAGE, &["--jobs", &format!("'{jobs}'"), why]);
+        assert!(!r.stderr.contains("unexpected argument"), "{r:#?}");
+    }
+}
