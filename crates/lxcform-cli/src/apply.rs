@@ -19,6 +19,7 @@ use lxcform::manifest::{self, ApplySummary, Status};
 use crate::out::{errln, outln};
 use crate::paint::{manifest_error, Paint};
 use crate::progress::Progress;
+use crate::render::{failure_lines, reason};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -116,14 +117,8 @@ fn render(s: &ApplySummary, labels: &[String], p: Paint) {
         let (word, details) = match c.status {
             Status::Ok => (p.green("ok     "), String::new()),
             Status::Changed => (p.yellow("changed"), c.report.steps.join(", ")),
-            Status::Failed => (
-                p.red("failed "),
-                p.red(c.report.error.as_deref().unwrap_or("failed")),
-            ),
-            Status::Skipped => (
-                p.dim("skipped"),
-                p.dim(c.report.error.as_deref().unwrap_or("")),
-            ),
+            Status::Failed => (p.red("failed "), p.red(reason(c))),
+            Status::Skipped => (p.dim("skipped"), p.dim(reason(c))),
         };
         let state = if c.report.state.is_empty() {
             "-"
@@ -136,6 +131,9 @@ fn render(s: &ApplySummary, labels: &[String], p: Paint) {
         );
         for line in &c.report.log {
             outln!("{:width$}  {}", "", p.dim(&format!("liblxc: {line}")));
+        }
+        for line in failure_lines(c) {
+            outln!("{:width$}  {line}", "");
         }
     }
     outln!(

@@ -8,6 +8,7 @@ use lxcform::liblxc::sys::signal_name;
 use lxcform::manifest::{EntryResult, Event, Manifest, Status};
 
 use crate::paint::Paint;
+use crate::render::{failure_lines, reason};
 
 pub struct Progress {
     names: Vec<String>,
@@ -106,22 +107,21 @@ impl Progress {
                 p.yellow("changed"),
                 format!(" ({})", r.report.steps.join(", ")),
             ),
-            Status::Failed => (
-                p.red("failed"),
-                format!(": {}", r.report.error.as_deref().unwrap_or("")),
-            ),
-            Status::Skipped => (
-                p.dim("skipped"),
-                format!(": {}", r.report.error.as_deref().unwrap_or("")),
-            ),
+            Status::Failed => (p.red("failed"), format!(": {}", reason(r))),
+            Status::Skipped => (p.dim("skipped"), format!(": {}", reason(r))),
         };
-        format!(
+        let mut line = format!(
             "[{}/{}] {}: {word}{detail} {}",
             self.done,
             self.names.len(),
             self.names[index],
             p.dim(&format!("{:.2}s", r.seconds))
-        )
+        );
+        for l in failure_lines(r) {
+            line.push_str("\n    ");
+            line.push_str(&l);
+        }
+        line
     }
 
     fn bar(&self) -> String {

@@ -1,5 +1,6 @@
 //! Human-readable output.
 
+use lxcform::manifest::{EntryResult, Status};
 use lxcform::{CommandResult, Error, Facts, Options, Outcome};
 
 use crate::out::{errln, outln};
@@ -45,13 +46,33 @@ pub fn outcome(o: &Outcome, options: Options) {
 }
 
 /// A command's status and output: `command exited with RC`, then each line of its stdout
-/// and stderr, indented and labelled.
+/// and stderr, indented and labelled (blank lines around the output left out).
 pub fn command_lines(c: &CommandResult) -> Vec<String> {
     let mut lines = vec![format!("command exited with {}", c.rc)];
     for (label, text) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
+        let text = text.trim_end().trim_start_matches(['\n', '\r']);
         lines.extend(text.lines().map(|line| format!("  {label}: {line}")));
     }
     lines
+}
+
+/// Why an `apply` entry failed or was skipped, to follow its status word: the error, without
+/// the `skipped: ` that the library put before a skip's reason until it gave the bare reason.
+pub fn reason(r: &EntryResult) -> &str {
+    let error = r.report.error.as_deref().unwrap_or("");
+    match r.status {
+        Status::Skipped => error.strip_prefix("skipped: ").unwrap_or(error),
+        Status::Ok | Status::Changed | Status::Failed => error,
+    }
+}
+
+/// The lines to show under a failed `apply` entry: its command's status and output when the
+/// command is what failed ([`command_lines`]), else none.
+pub fn failure_lines(r: &EntryResult) -> Vec<String> {
+    match (r.status, &r.report.command) {
+        (Status::Failed, Some(c)) => command_lines(c),
+        _ => Vec::new(),
+    }
 }
 
 /// Prints facts as an aligned table.
@@ -85,4 +106,60 @@ pub fn error_json(e: &Error) -> String {
         v["command"] = serde_json::json!(c);
     }
     serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(status: Status, error: &str, command: Option<CommandResult>) -> EntryResult {
+        EntryResult {
+            name: "web2".into(),
+            lxc_path: "/srv/lxc".into(),
+            line: 3,
+            status,
+            report: lxcform::manifest::Report {
+                error: Some(error.into()),
+                command,
+                ..Default::default()
+            },
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_skip_reason_is_the_same_with_or_without_the_old_prefix() {
+        for error in ["waits for web1", "skipped: waits for web1"] {
+            assert_eq!(
+                reason(&entry(Status::Skipped, error, None)),
+                "waits for web1"
+            );
+        }
+        // Only a skip's reason loses it: a failure's message is quoted whole.
+        let failed = entry(Status::Failed, "skipped: the word", None);
+        assert_eq!(reason(&failed), "skipped: the word");
+    }
+
+    #[test]
+    fn a_failed_command_is_shown_with_its_status_and_trimmed_output() {
+        let c = CommandResult {
+            rc: 7,
+            stdout: "\nout-text\n  indented\n\n".into(),
+            stderr: "err-text\n".into(),
+        };
+        let r = entry(Status::Failed, "exited with status 7", Some(c.clone()));
+        assert_eq!(
+            failure_lines(&r),
+            [
+                "command exited with 7",
+                "  stdout: out-text",
+                "  stdout:   indented",
+                "  stderr: err-text",
+            ]
+        );
+        assert_eq!(failure_lines(&r), command_lines(&c));
+        assert!(failure_lines(&entry(Status::Failed, "boom", None)).is_empty());
+        let skipped = entry(Status::Skipped, "waits for web1", Some(c));
+        assert!(failure_lines(&skipped).is_empty());
+    }
 }

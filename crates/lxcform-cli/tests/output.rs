@@ -1,16 +1,18 @@
-//! What the CLI does when it cannot write: stdout on a full disk (`/dev/full`) or a pipe
-//! nobody reads, and a signal on top of that.
+//! What the CLI writes, and what it does when it cannot: stdout on a full disk (`/dev/full`)
+//! or a pipe nobody reads, a signal on top of that, and the text `apply` prints about failed
+//! and skipped entries.
 
 mod common;
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{skip_live, unique, TempLxcPath, BIN, NO_NET};
+use common::{lxcform, skip_live, unique, TempLxcPath, BIN, NO_NET};
 
 /// Exit code of a failed run.
 const FAILED: i32 = 1;
@@ -227,4 +229,98 @@ fn apply_whose_readers_went_away_still_converges_every_container() {
     for n in &names {
         assert_eq!(lxc.lxc_state(n), "STOPPED", "{n}");
     }
+}
+
+/// `lxcform apply FILE` (text), stdout and stderr captured.
+fn apply_text(file: &str) -> common::Run {
+    lxcform([
+        OsString::from("apply"),
+        file.into(),
+        "--jobs".into(),
+        "1".into(),
+    ])
+}
+
+/// The lines from the one starting with `start` to the next that is not indented further.
+fn block<'a>(text: &'a str, start: &str) -> Vec<&'a str> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(start));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no {start:?} in {text}"));
+    let mut out = vec![first];
+    out.extend(lines.take_while(|l| l.starts_with("    ")));
+    out
+}
+
+#[test]
+fn a_failed_command_shows_its_status_and_output_under_the_entry() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("cmd-text");
+    let name = unique("cmd-text");
+    let file = manifest(
+        &lxc,
+        &format!(
+            "  - name: {name}\n    state: stopped\n    container_command: \"echo out-text; echo err-text >&2; exit 7\"\n"
+        ),
+    );
+    let r = apply_text(&file);
+    assert_eq!(r.code, FAILED, "{r:#?}");
+    // The summary: the entry's line, then the command's status and output under it.
+    let summary = block(&r.stdout, &name);
+    assert!(summary[0].contains("failed"), "{summary:#?}");
+    let under: Vec<&str> = summary[1..].iter().map(|l| l.trim()).collect();
+    assert_eq!(
+        under,
+        [
+            "command exited with 7",
+            "stdout: out-text",
+            "stderr: err-text"
+        ],
+        "{r:#?}"
+    );
+    // The progress line on stderr, the same.
+    let progress = block(&r.stderr, "[1/1]");
+    assert!(progress[0].contains(&format!("{name}: failed")), "{r:#?}");
+    let under: Vec<&str> = progress[1..].iter().map(|l| l.trim()).collect();
+    assert_eq!(
+        under,
+        [
+            "command exited with 7",
+            "stdout: out-text",
+            "stderr: err-text"
+        ],
+        "{r:#?}"
+    );
+    assert_eq!(lxc.lxc_state(&name), "STOPPED");
+}
+
+#[test]
+fn a_skipped_entry_says_skipped_once_then_why() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("skip-text");
+    let (bad, later) = (unique("skip-bad"), unique("skip-later"));
+    let file = manifest(
+        &lxc,
+        &format!(
+            "  - name: {bad}\n    template: no-such-template\n    clone_name: {later}\n  - name: {later}\n"
+        ),
+    );
+    let r = apply_text(&file);
+    assert_eq!(r.code, FAILED, "{r:#?}");
+    let progress = format!("{later}: skipped: waits for {bad}");
+    assert!(r.stderr.contains(&progress), "{r:#?}");
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&later))
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    let words: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(words[1], "skipped", "{row}");
+    assert!(row.ends_with(&format!("  waits for {bad}")), "{row}");
+    assert!(!format!("{}{}", r.stdout, r.stderr).contains("skipped: skipped"));
+    assert!(!Path::new(&lxc.path().join(&later)).exists());
 }
