@@ -22,6 +22,12 @@ impl Paint {
         Paint::when(std::io::stdout().is_terminal())
     }
 
+    /// No colour, whatever the output (for tests of layout).
+    #[cfg(test)]
+    pub fn plain() -> Paint {
+        Paint { on: false }
+    }
+
     /// For text written to stderr.
     pub fn stderr() -> Paint {
         Paint::when(std::io::stderr().is_terminal())

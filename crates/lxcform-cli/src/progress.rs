@@ -1,5 +1,10 @@
 //! Progress of `apply` on stderr: on a terminal, one live line per running container and an
 //! overall bar, redrawn in place; elsewhere, one plain line per container as it ends.
+//!
+//! The live block is redrawn by moving the cursor up over it, which cannot go above the top
+//! of the screen: a block taller than the terminal would leave a copy of its top in the
+//! scrollback at every redraw. So it is never taller than the terminal's rows less one (the
+//! row the cursor rests on), the running containers beyond that told as `+N more running`.
 
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
@@ -9,6 +14,17 @@ use lxcform::manifest::{EntryResult, Event, Manifest, Status};
 
 use crate::paint::Paint;
 use crate::render::{failure_lines, reason};
+
+/// The size assumed for a terminal that does not tell its own (a serial console says 0×0).
+const DEFAULT_SIZE: (usize, usize) = (24, 80);
+
+/// One running container as the live block shows it.
+#[derive(Debug)]
+struct Running<'a> {
+    name: &'a str,
+    steps: &'a str,
+    seconds: f64,
+}
 
 pub struct Progress {
     names: Vec<String>,
@@ -78,17 +94,17 @@ impl Progress {
         if let Some(l) = line {
             let _ = writeln!(err, "{l}");
         }
-        let p = self.paint;
-        let mut block = Vec::new();
-        for (i, steps, since) in &self.running {
-            block.push(format!(
-                "  {} {}  {}",
-                p.yellow("…"),
-                self.names[*i],
-                p.dim(&format!("{steps}  {:.1}s", since.elapsed().as_secs_f64()))
-            ));
-        }
-        block.push(self.bar());
+        let running: Vec<Running<'_>> = self
+            .running
+            .iter()
+            .map(|(i, steps, since)| Running {
+                name: &self.names[*i],
+                steps,
+                seconds: since.elapsed().as_secs_f64(),
+            })
+            .collect();
+        let (rows, cols) = terminal_size().unwrap_or(DEFAULT_SIZE);
+        let block = frame(&running, self.bar(), rows, cols, self.paint);
         // Auto-wrap off while drawing: a long line is clipped at the edge instead of taking a
         // second row, so the block is exactly as many rows as lines when it is cleared.
         let _ = write!(err, "\x1b[?7l");
@@ -148,5 +164,139 @@ impl Progress {
             let _ = write!(std::io::stderr(), "\x1b[{}A\x1b[J", self.drawn);
             self.drawn = 0;
         }
+    }
+}
+
+/// The live block: a line per running container, oldest first, then `bar`; at most `rows` - 1
+/// lines (at least the bar), the containers that do not fit folded into `+N more running`.
+/// A container's steps and time are cut to `cols` columns (the terminal clips the rest, with
+/// auto-wrap off, but a cut line says it was cut).
+fn frame(running: &[Running<'_>], bar: String, rows: usize, cols: usize, p: Paint) -> Vec<String> {
+    let room = rows.saturating_sub(1).max(1) - 1;
+    let (shown, more) = if running.len() <= room {
+        (running.len(), 0)
+    } else {
+        let shown = room.saturating_sub(1);
+        (shown, running.len() - shown)
+    };
+    let mut block = Vec::with_capacity(shown + 2);
+    for r in &running[..shown] {
+        let head = format!("  … {}  ", r.name);
+        let tail = cut(
+            &format!("{}  {:.1}s", r.steps, r.seconds),
+            cols.saturating_sub(head.chars().count()),
+        );
+        block.push(format!("  {} {}  {}", p.yellow("…"), r.name, p.dim(&tail)));
+    }
+    if more > 0 && room > 0 {
+        block.push(p.dim(&format!("  +{more} more running")));
+    }
+    block.push(bar);
+    block
+}
+
+/// `text` cut to `width` characters, the last one `…` when it was cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    if width > 0 {
+        s.push('…');
+    }
+    s
+}
+
+/// Rows and columns of the terminal on stderr, when it is one that tells.
+fn terminal_size() -> Option<(usize, usize)> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which is valid and
+    // exclusive for the call; on a descriptor that is not a terminal it fails and writes
+    // nothing.
+    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_row > 0 && size.ws_col > 0)
+        .then(|| (usize::from(size.ws_row), usize::from(size.ws_col)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(n: usize) -> Vec<Running<'static>> {
+        const NAMES: [&str; 10] = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
+        NAMES[..n]
+            .iter()
+            .map(|name| Running {
+                name,
+                steps: "create, start",
+                seconds: 1.25,
+            })
+            .collect()
+    }
+
+    fn layout(n: usize, rows: usize, cols: usize) -> Vec<String> {
+        frame(&running(n), "BAR".to_string(), rows, cols, Paint::plain())
+    }
+
+    #[test]
+    fn a_block_that_fits_shows_every_running_container_then_the_bar() {
+        assert_eq!(
+            layout(3, 24, 80),
+            [
+                "  … c0  create, start  1.2s",
+                "  … c1  create, start  1.2s",
+                "  … c2  create, start  1.2s",
+                "BAR",
+            ]
+        );
+        // Exactly rows - 1 lines still fits.
+        assert_eq!(layout(6, 8, 80).len(), 7);
+        assert!(!layout(6, 8, 80).iter().any(|l| l.contains("more")));
+        assert_eq!(layout(0, 8, 80), ["BAR"]);
+    }
+
+    #[test]
+    fn ten_running_on_eight_rows_fold_into_more_running_within_seven_lines() {
+        let block = layout(10, 8, 80);
+        assert_eq!(block.len(), 7, "{block:#?}");
+        assert_eq!(block[0], "  … c0  create, start  1.2s");
+        assert_eq!(block[4], "  … c4  create, start  1.2s");
+        assert_eq!(block[5], "  +5 more running");
+        assert_eq!(block[6], "BAR");
+        // One more than fits: two are told as more, since the line saying so takes a row.
+        let block = layout(7, 8, 80);
+        assert_eq!(block.len(), 7, "{block:#?}");
+        assert_eq!(block[5], "  +2 more running");
+    }
+
+    #[test]
+    fn a_tiny_terminal_gets_the_bar_and_what_fits() {
+        assert_eq!(layout(10, 3, 80), ["  +10 more running", "BAR"]);
+        assert_eq!(layout(10, 2, 80), ["BAR"]);
+        assert_eq!(layout(10, 1, 80), ["BAR"]);
+        assert_eq!(layout(10, 0, 80), ["BAR"]);
+        assert_eq!(layout(1, 3, 80), ["  … c0  create, start  1.2s", "BAR"]);
+    }
+
+    #[test]
+    fn lines_are_cut_to_the_columns() {
+        let block = layout(1, 24, 20);
+        assert_eq!(block[0], "  … c0  create, sta…");
+        assert_eq!(block[0].chars().count(), 20);
+        // No room for steps at all: the name is left for the terminal to clip.
+        assert_eq!(layout(1, 24, 5)[0], "  … c0  ");
+    }
+
+    #[test]
+    fn cut_keeps_what_fits() {
+        assert_eq!(cut("abcdef", 6), "abcdef");
+        assert_eq!(cut("abcdef", 5), "abcd…");
+        assert_eq!(cut("abcdef", 1), "…");
+        assert_eq!(cut("abcdef", 0), "");
     }
 }
