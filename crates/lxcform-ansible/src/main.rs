@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 use args::Raw;
 
 fn main() -> ExitCode {
+    // What Ansible (or its caller) left open must not reach templates or container_command.
+    lxcform::liblxc::sys::cloexec_inherited_fds();
     // Even a bug must answer Ansible in JSON: print the panic as a failure and exit.
     std::panic::set_hook(Box::new(|info| {
         print(&output::fail(&format!(

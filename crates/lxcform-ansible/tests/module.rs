@@ -748,3 +748,40 @@ fn a_template_leftover_does_not_hold_the_modules_stdout_open() {
         "stdout stayed open for {took:?}, as long as the template's leftover"
     );
 }
+
+/// A descriptor the module's caller left open does not reach `container_command` inside the
+/// container (liblxc's attach does not close what its caller holds).
+#[test]
+fn an_inherited_descriptor_does_not_reach_the_container() {
+    use std::os::unix::process::CommandExt;
+    let Some(lxc) = LxcPath::new("an_inherited_descriptor_does_not_reach_the_container") else {
+        return;
+    };
+    let args = json!({"name": "fd1", "template": "busybox", "lxc_path": lxc.path(),
+        "container_config": "lxc.net.0.type=empty", "state": "stopped",
+        "container_command": "ls /proc/self/fd | tr '\\n' ' '"});
+    let file = unique("lxc_container-args");
+    std::fs::write(&file, args.to_string()).unwrap();
+    let dir = std::fs::File::open("/").unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg(&file);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    // SAFETY: between fork and exec only dup2 runs, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 77) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    let r: ModuleResult = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!r.failed, "{r:?}");
+    let fds = r.stdout.unwrap_or_default();
+    assert!(
+        !fds.split_whitespace().any(|f| f == "77"),
+        "the host's / reached the container as fd 77: {fds}"
+    );
+}

@@ -28,6 +28,7 @@ const FAILED: u8 = 1;
 const USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    lxcform::liblxc::sys::cloexec_inherited_fds();
     lxcform::liblxc::sys::default_sigpipe();
     out::exit(dispatch())
 }

@@ -547,6 +547,38 @@ impl Drop for SigpipeDefault {
     }
 }
 
+/// Marks every descriptor above stderr that this process inherited close-on-exec.
+///
+/// liblxc's create and attach do not close what their caller holds, so a descriptor the
+/// caller of lxcform left open (to a host directory, a socket) would reach templates and the
+/// processes of `container_command` inside the container. lxcform's own descriptors are made
+/// close-on-exec; binaries call this first, before they open any.
+pub fn cloexec_inherited_fds() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors.
+    let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    if rc == 0 {
+        return;
+    }
+    // Kernels before 5.11: one at a time.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on a descriptor number; a closed one just fails (EBADF).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 /// Restores the default action of SIGPIPE, so that a command line tool writing into a closed
 /// pipe (`lxcform list | head`) ends quietly instead of failing on every write.
 pub fn default_sigpipe() {
