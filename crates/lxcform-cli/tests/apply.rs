@@ -510,3 +510,51 @@ fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
     assert_eq!(s.of("slow1").status, Status::Changed, "{s:#?}");
     assert_eq!(TempDir::lxc_state(&lxc, "slow1"), "RUNNING");
 }
+
+/// A second signal while the running containers finish their step is answered (what is
+/// being waited for), and the run still ends by the first one once they are done.
+#[test]
+fn a_second_signal_is_answered_while_the_running_ones_finish() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if skip_live() {
+        return;
+    }
+    let dir = TempDir::new("signal2");
+    let lxc = dir.sub("lxc");
+    let file = dir.manifest(
+        "m.yml",
+        &format!(
+            "defaults:\n  template: busybox\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: busy1\n    container_command: \"trap '' INT TERM; sleep 3\"\n"
+        ),
+    );
+    let child = Command::new(manifest_harness::BIN)
+        .args(["apply", &file])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the command runs inside (the container is up), signal twice; the command ignores
+    // both (the signals reach it too, as on a terminal), so the child is still busy.
+    let t0 = Instant::now();
+    while TempDir::lxc_state(&lxc, "busy1") != "RUNNING" {
+        assert!(t0.elapsed() < Duration::from_secs(60), "never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for signal in ["-INT", "-TERM"] {
+        assert!(Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("stopping on SIGINT"), "{stderr}");
+    assert!(stderr.contains("stopping on SIGTERM"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(2), "{out:?}");
+}

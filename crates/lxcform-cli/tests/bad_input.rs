@@ -370,16 +370,6 @@ fn unknown_archive_compression_is_rejected() {
 }
 
 #[test]
-fn command_with_state_absent_is_rejected_and_destroys_nothing() {
-    let f = Fixture::new("cmd-absent");
-    f.rejects(
-        f.ensure(&f.existing, &["--state", "absent", "--command", "true"]),
-        USAGE,
-        &["container_command", "absent"],
-    );
-}
-
-#[test]
 fn unknown_log_level_is_rejected() {
     let f = Fixture::new("log-level");
     f.rejects(

@@ -1012,3 +1012,23 @@ fn an_interrupted_create_is_removed_and_made_anew_and_an_ongoing_one_is_left_alo
     assert!(!again.changed, "{again:?}");
     lxc.ensure(&name, &["--state", "absent"]);
 }
+
+/// `container_command` with `state: absent` is ignored with a warning, as the Python module
+/// ignores it: the container is destroyed, nothing is run.
+#[test]
+fn a_command_with_state_absent_is_ignored_with_a_warning() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("cmd-absent");
+    let name = unique("cmd-absent");
+    lxc.stopped_container(&name);
+    let o = lxc.ensure(&name, &["--state", "absent", "--command", "exit 9"]);
+    assert_eq!(o.steps, ["destroy"]);
+    assert_eq!(
+        o.warnings,
+        ["container_command is ignored with state absent"]
+    );
+    assert!(o.command.is_none(), "{o:?}");
+    assert_eq!(lxc.lxc_state(&name), "ABSENT");
+}

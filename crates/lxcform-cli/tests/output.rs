@@ -311,7 +311,8 @@ fn a_skipped_entry_says_skipped_once_then_why() {
     );
     let r = apply_text(&file);
     assert_eq!(r.code, FAILED, "{r:#?}");
-    let progress = format!("{later}: skipped: waits for {bad}");
+    // It waits for the entry that makes it: `bad -> later`.
+    let progress = format!("{later}: skipped: waits for {bad} -> {later}");
     assert!(r.stderr.contains(&progress), "{r:#?}");
     let row = r
         .stdout
@@ -320,7 +321,10 @@ fn a_skipped_entry_says_skipped_once_then_why() {
         .unwrap_or_else(|| panic!("{r:#?}"));
     let words: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(words[1], "skipped", "{row}");
-    assert!(row.ends_with(&format!("  waits for {bad}")), "{row}");
+    assert!(
+        row.ends_with(&format!("  waits for {bad} -> {later}")),
+        "{row}"
+    );
     assert!(!format!("{}{}", r.stdout, r.stderr).contains("skipped: skipped"));
     assert!(!Path::new(&lxc.path().join(&later)).exists());
 }

@@ -178,7 +178,8 @@ pub enum Event<'a> {
     },
     /// Nothing ended for a while (every 100 ms), to redraw timers.
     Tick,
-    /// A signal stopped the run: the running entries were passed it and are waited for.
+    /// A signal stopped the run: the running entries were passed it and are waited for
+    /// (sent again for each further signal while they finish).
     Interrupted {
         /// The signal.
         signal: i32,
@@ -360,10 +361,14 @@ pub fn apply(
     let mut interrupted = None;
 
     while !sched.is_done() {
-        if let (None, Some(sig)) = (interrupted, signals.take()) {
-            interrupted = Some(sig);
-            for &pid in running.values() {
-                let _ = sys::signal_group(pid, sig);
+        if let Some(sig) = signals.take() {
+            // A further signal changes nothing (the children finish their step either way),
+            // but is answered, so that the user sees what is being waited for.
+            if interrupted.is_none() {
+                interrupted = Some(sig);
+                for &pid in running.values() {
+                    let _ = sys::signal_group(pid, sig);
+                }
             }
             on_event(Event::Interrupted { signal: sig });
         }
