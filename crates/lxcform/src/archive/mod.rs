@@ -350,6 +350,50 @@ fn rootfs_of(c: &Container) -> Result<Rootfs, Error> {
     Ok(rootfs)
 }
 
+/// Counting the archive's threads in unit tests.
+#[cfg(test)]
+pub(crate) mod test_threads {
+    use std::sync::{Mutex, MutexGuard};
+    use std::time::{Duration, Instant};
+
+    static LOCK: Mutex<()> = Mutex::new(());
+
+    /// Held by every test that starts `lxcform-…` threads, so that a count sees one test's.
+    pub(crate) fn serial() -> MutexGuard<'static, ()> {
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The names the archive gives its threads, as the kernel keeps them (15 bytes).
+    const NAMES: [&str; 3] = ["lxcform-compres", "lxcform-chunk", "lxcform-decompr"];
+
+    /// Threads of this process that the archive started (liblzma's and libzstd's workers
+    /// inherit the name of the compressing thread that starts them); not the main thread,
+    /// named after the test binary. A joined thread can stay listed for a moment while the
+    /// kernel ends it: the count is retried for up to 50 ms until it is zero.
+    pub(crate) fn left() -> usize {
+        let start = Instant::now();
+        let main = std::process::id().to_string();
+        loop {
+            let n = std::fs::read_dir("/proc/self/task")
+                .map(|tasks| {
+                    tasks
+                        .flatten()
+                        .filter(|t| t.file_name() != main.as_str())
+                        .filter(|t| {
+                            std::fs::read_to_string(t.path().join("comm"))
+                                .is_ok_and(|c| NAMES.contains(&c.trim_end()))
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            if n == 0 || start.elapsed() > Duration::from_millis(50) {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -539,7 +540,9 @@ fn read_archive(
             .into()
         }
     };
-    let mut reader = TarReader::new(ThreadedReader::spawn(decoder));
+    let mut reader = TarReader::new(
+        ThreadedReader::spawn(decoder).map_err(io_at("start decompressing", archive))?,
+    );
     let mut extractor = Extractor::new(rootfs).map_err(io_at("open", rootfs))?;
     let mut archived: Option<Vec<u8>> = None;
     let mut config: Option<Vec<u8>> = None;
@@ -658,66 +661,85 @@ fn read_small<R: Read>(reader: &mut TarReader<R>, e: &super::untar::Entry) -> io
     Ok(out)
 }
 
-/// Decompresses on its own thread, so that decompression and extraction overlap.
+/// Decompresses on its own thread, so that decompression and extraction overlap. Dropped
+/// (at the end of the archive or on an error), it waits for the thread to end: a failed
+/// restore goes on to undo what it made (lvremove, zfs destroy), which is not done from a
+/// multi-threaded process.
 struct ThreadedReader {
-    rx: Receiver<io::Result<Vec<u8>>>,
+    /// `None` once dropped, which makes the thread's next send fail.
+    rx: Option<Receiver<io::Result<Vec<u8>>>>,
+    handle: Option<JoinHandle<()>>,
     current: Vec<u8>,
     at: usize,
 }
 
 impl ThreadedReader {
-    fn spawn(mut r: Box<dyn Read + Send>) -> ThreadedReader {
+    fn spawn(mut r: Box<dyn Read + Send>) -> io::Result<ThreadedReader> {
         let (tx, rx) = sync_channel(8);
-        std::thread::spawn(move || loop {
-            let mut buf = vec![0u8; 1 << 20];
-            let mut got = 0;
-            let result = loop {
-                match r.read(&mut buf[got..]) {
-                    Ok(0) => break Ok(()),
-                    Ok(n) => {
-                        got += n;
-                        if got == buf.len() {
-                            break Ok(());
+        let handle = std::thread::Builder::new()
+            .name("lxcform-decompress".into())
+            .spawn(move || loop {
+                let mut buf = vec![0u8; 1 << 20];
+                let mut got = 0;
+                let result = loop {
+                    match r.read(&mut buf[got..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            got += n;
+                            if got == buf.len() {
+                                break Ok(());
+                            }
                         }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
+                };
+                buf.truncate(got);
+                let end = got == 0 || result.is_err();
+                let item = match result {
+                    Ok(()) => Ok(buf),
+                    Err(e) => Err(e),
+                };
+                if tx.send(item).is_err() || end {
+                    return;
                 }
-            };
-            buf.truncate(got);
-            let end = got == 0 || result.is_err();
-            let item = match result {
-                Ok(()) => Ok(buf),
-                Err(e) => Err(e),
-            };
-            if tx.send(item).is_err() || end {
-                return;
-            }
-        });
-        ThreadedReader {
-            rx,
+            })?;
+        Ok(ThreadedReader {
+            rx: Some(rx),
+            handle: Some(handle),
             current: Vec::new(),
             at: 0,
-        }
+        })
     }
 }
 
 impl Read for ThreadedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.at == self.current.len() {
-            match self.rx.recv() {
-                Ok(Ok(block)) => {
+            match self.rx.as_ref().map(Receiver::recv) {
+                Some(Ok(Ok(block))) => {
                     self.current = block;
                     self.at = 0;
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0),
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(_)) | None => return Ok(0),
             }
         }
         let n = buf.len().min(self.current.len() - self.at);
         buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
         self.at += n;
         Ok(n)
+    }
+}
+
+impl Drop for ThreadedReader {
+    fn drop(&mut self) {
+        // Without a receiver the thread's next send fails; it reads at most one more block
+        // from the archive file, so the join ends.
+        self.rx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
@@ -960,6 +982,27 @@ mod tests {
         assert!(is_hwaddr("lxc.net.12.hwaddr"));
         assert!(!is_hwaddr("lxc.net..hwaddr"));
         assert!(!is_hwaddr("lxc.net.0.link"));
+    }
+
+    #[test]
+    fn a_reader_dropped_mid_archive_leaves_no_thread_running() {
+        let _serial = crate::archive::test_threads::serial();
+        /// An endless, slow archive.
+        struct Slow;
+        impl Read for Slow {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                buf.fill(7);
+                Ok(buf.len())
+            }
+        }
+        let mut r = ThreadedReader::spawn(Box::new(Slow)).unwrap();
+        let mut head = [0u8; 16];
+        r.read_exact(&mut head).unwrap();
+        assert_eq!(head, [7; 16]);
+        // As when extracting fails: the reader is dropped with the thread in a read.
+        drop(r);
+        assert_eq!(crate::archive::test_threads::left(), 0);
     }
 
     #[test]
