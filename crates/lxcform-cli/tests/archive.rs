@@ -685,9 +685,9 @@ fn a_tree_of_every_kind_of_file_survives_restore_and_gnu_tar() {
             ],
         );
         assert_eq!(r.code, 0, "{r:?}");
-        let extracted = tree(&gnu.join(&name).join("rootfs"));
+        let extracted = tree(&gnu.join("rootfs"));
         assert_same(&want, &extracted, &format!("GNU tar, {compression}"));
-        let sparse = fs::metadata(gnu.join(&name).join("rootfs/fid/sparse")).unwrap();
+        let sparse = fs::metadata(gnu.join("rootfs/fid/sparse")).unwrap();
         assert!(sparse.blocks() * 512 < 1 << 20, "GNU tar kept the holes");
         fs::remove_dir_all(&gnu).unwrap();
 
@@ -836,31 +836,128 @@ fn after_sigkill_the_next_run_removes_the_temp_file_and_thaws() {
 // ---------------------------------------------------------------------------------------------
 // Other archives, errors
 
+/// The members of `archive`, as GNU tar lists them.
+fn members(archive: &Path) -> Vec<String> {
+    let list = run_program("tar", [OsStr::new("-tf"), archive.as_os_str()]).ok();
+    list.stdout.lines().map(str::to_string).collect()
+}
+
 #[test]
-fn an_archive_in_the_python_modules_layout_restores_and_starts() {
+fn members_are_those_of_the_python_modules_archives() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("arc-mem");
+    let name = busybox(&lxc, "arc-mem", &[]);
+    let dir = lxc.path().join(&name);
+    // What belongs beside the config, and what does not.
+    fs::write(dir.join("fstab"), "proc proc proc nodev 0 0\n").unwrap();
+    fs::write(dir.join("console.log"), "boot\n").unwrap();
+    fs::write(dir.join("partial"), "").unwrap();
+    fs::create_dir_all(dir.join("lxc_snapshots/snap0/rootfs")).unwrap();
+    let out = lxc.path().join("out");
+    let a = archive(&lxc, &name, &out, "gzip");
+    let list = members(&a.path);
+    assert_eq!(list[..3], ["./", "./config", "./fstab"], "{list:?}");
+    for want in ["./rootfs/", "./rootfs/bin/busybox", "./rootfs/etc/passwd"] {
+        assert!(list.iter().any(|m| m == want), "{want} in {list:?}");
+    }
+    for m in &list {
+        assert!(
+            m == "./" || m.starts_with("./rootfs/") || ["./config", "./fstab"].contains(&&**m),
+            "{m} is archived: {list:?}"
+        );
+    }
+    // A restore script written for the Python module's archives works as it did.
+    let by_hand = lxc.path().join("by-hand");
+    fs::create_dir_all(&by_hand).unwrap();
+    run_program(
+        "tar",
+        [
+            OsStr::new("--numeric-owner"),
+            OsStr::new("-xpzf"),
+            a.path.as_os_str(),
+            OsStr::new("-C"),
+            by_hand.as_os_str(),
+        ],
+    )
+    .ok();
+    assert_eq!(
+        fs::read(by_hand.join("config")).unwrap(),
+        fs::read(lxc.config_file(&name)).unwrap()
+    );
+    assert!(by_hand.join("rootfs/bin/busybox").is_file());
+    assert_same(
+        &rootfs_tree(&lxc, &name),
+        &tree(&by_hand.join("rootfs")),
+        "tar -x",
+    );
+    // lxcform restores it, fstab included, with the paths into the old directory moved.
+    let new = unique("arc-mem-r");
+    let r = restore(&lxc, &a.path, &new, &[]);
+    assert_eq!(r.archived_name, name);
+    assert_eq!(
+        fs::read_to_string(lxc.path().join(&new).join("fstab")).unwrap(),
+        "proc proc proc nodev 0 0\n"
+    );
+    assert!(!lxc.path().join(&new).join("console.log").exists());
+    let config = lxc.config_text(&new);
+    assert!(
+        config.contains(&format!(
+            "lxc.rootfs.path = dir:{}\n",
+            lxc.path().join(&new).join("rootfs").display()
+        )),
+        "{config}"
+    );
+    assert!(!config.contains(&format!("/{name}/")), "{config}");
+}
+
+#[test]
+fn archives_in_the_python_modules_and_earlier_layouts_restore() {
     if skip_live() {
         return;
     }
     let lxc = TempLxcPath::new("arc-py");
     let name = busybox(&lxc, "arc-py", &[]);
     let want = rootfs_tree(&lxc, &name);
-    // What the module does: rsync the container directory to a temp dir, tar czf it.
+    let dir = lxc.path().join(&name);
+    // What the module does: rsync the container directory into a temp dir, tar its copy.
     let tmp = lxc.path().join("pytmp");
     fs::create_dir_all(&tmp).unwrap();
-    let archive = lxc.path().join(format!("{name}.tar.tgz"));
+    let python = lxc.path().join(format!("{name}.tar.tgz"));
     sh(&format!(
-        "set -e; rsync -aHAX {dir} {tmp}/; tar -C {tmp} -czf {archive} .",
-        dir = lxc.path().join(&name).display(),
+        "set -e; rsync -aHAX {dir} {tmp}; tar --directory={tmp}/{name} -czf {python} .",
+        dir = dir.display(),
         tmp = tmp.display(),
-        archive = archive.display()
+        python = python.display()
     ));
-    let new = unique("arc-py-r");
-    let r = restore(&lxc, &archive, &new, &["--keep-hwaddr"]);
-    assert_eq!(r.archived_name, name);
-    assert!(!r.notes.iter().any(|n| n.contains("MAC")), "{:?}", r.notes);
-    assert_same(&want, &rootfs_tree(&lxc, &new), "python layout");
-    let o = lxc.ensure(&new, &["--state", "started", "--command", "hostname"]);
-    assert_eq!(o.command.map(|c| c.stdout), Some(format!("{new}\n")));
+    assert_eq!(members(&python)[0], "./");
+    assert!(members(&python).contains(&"./config".to_string()));
+    // Earlier lxcform archives: `NAME/config`, `NAME/rootfs/…`; and the same below `./`.
+    let named = lxc.path().join("named.tar.zst");
+    let dotted = lxc.path().join("dotted.tar");
+    let at = lxc.path().display();
+    sh(&format!(
+        "set -e; tar -C {at} --zstd -cf {named} {name}; tar -C {at} -cf {dotted} ./{name}",
+        named = named.display(),
+        dotted = dotted.display()
+    ));
+    assert!(members(&named).contains(&format!("{name}/config")));
+    assert!(members(&dotted).contains(&format!("./{name}/rootfs/bin/busybox")));
+    for (layout, archive) in [("python", &python), ("named", &named), ("dotted", &dotted)] {
+        let new = unique("arc-py-r");
+        let r = restore(&lxc, archive, &new, &["--keep-hwaddr"]);
+        assert_eq!(r.archived_name, name, "{layout}");
+        assert!(!r.notes.iter().any(|n| n.contains("MAC")), "{:?}", r.notes);
+        assert_same(&want, &rootfs_tree(&lxc, &new), layout);
+        let config = lxc.config_text(&new);
+        assert!(!config.contains(&format!("/{name}/")), "{layout}: {config}");
+        if layout == "python" {
+            let o = lxc.ensure(&new, &["--state", "started", "--command", "hostname"]);
+            assert_eq!(o.command.map(|c| c.stdout), Some(format!("{new}\n")));
+        }
+        lxc.ensure(&new, &["--state", "absent"]);
+    }
 }
 
 #[test]
@@ -1018,8 +1115,9 @@ fn lvm_and_zfs_views_snapshot_mount_and_clean_up() {
         let a: ArchiveOut = serde_json::from_slice(&r.stdout).unwrap();
         let list = run_program("tar", [OsStr::new("-tf"), a.path.as_os_str()]).ok();
         assert!(
-            list.stdout.contains(&format!("{name}/rootfs/bin/busybox")),
-            "{store}"
+            list.stdout.lines().any(|l| l == "./rootfs/bin/busybox"),
+            "{store}: {}",
+            list.stdout
         );
         let commands = fs::read_to_string(&log).unwrap();
         let mnt = lxc.path().join(&name).join(".lxcform-archive-view");

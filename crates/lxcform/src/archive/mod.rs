@@ -9,25 +9,28 @@
 //! as the Ansible module names them. Its entries, in this order:
 //!
 //! ```text
-//! NAME/                 the container directory
-//! NAME/config           the container's config file, as it is on disk
-//! NAME/<file>           other regular files of the container directory (fstab, hooks …);
+//! ./                    the container directory
+//! ./config              the container's config file, as it is on disk
+//! ./<file>              other regular files of the container directory (fstab, hooks …);
 //!                       not the rootfs, overlay layers, loop image, logs or liblxc's
-//!                       lxc_snapshots/lxc_rdepends
-//! NAME/rootfs/          the root filesystem as the container sees it (an overlay merged),
-//! NAME/rootfs/…         parents before children, each directory sorted by name
+//!                       lxc_snapshots/lxc_rdepends (see layout::is_container_file_archived)
+//! ./rootfs/             the root filesystem as the container sees it (an overlay merged),
+//! ./rootfs/…            parents before children, each directory sorted by name
 //! ```
 //!
-//! The Python module's archives (`tar -C TMP -czf NAME.tar.tgz .` of a copy of the container
-//! directory) have the same shape with a `./` prefix, so [`restore`] reads both.
+//! These are the member names of the Python module's archives (`tar --directory=TMP/NAME
+//! -czf NAME.tar.tgz .` of a copy of the container directory), so that what restores one
+//! (`tar -xzf NAME.tar.tgz -C /var/lib/lxc/NAME`) restores the other. [`restore`] reads
+//! both, and the archives of earlier lxcform versions, which had `NAME/` where these have
+//! `./` (see [`layout::Layout`]).
 //!
 //! Each entry keeps its numeric owner and group, mode (setuid, setgid, sticky), mtime
 //! (seconds), symlink target, device numbers; hard links are stored once (later names are
 //! link entries); extended attributes are `SCHILY.xattr.*` pax records, which includes POSIX
 //! ACLs (`system.posix_acl_access`/`_default`) and file capabilities (`security.capability`);
 //! sparse files are stored as GNU pax sparse 1.0 (data regions only). Sockets are skipped with
-//! a note. GNU tar extracts such an archive faithfully with
-//! `tar --xattrs --xattrs-include='*' --numeric-owner -xpf NAME.tar.zst`.
+//! a note. GNU tar extracts such an archive faithfully into a container directory with
+//! `tar --xattrs --xattrs-include='*' --numeric-owner -xpf NAME.tar.zst -C /var/lib/lxc/NAME`.
 //!
 //! # Consistency, atomicity, signals
 //!
@@ -291,11 +294,7 @@ fn write_deferred(
         overlay: view.overlay,
     };
     let total = tar.reports_progress().then(|| writer::measure(&tree));
-    tar.start_rootfs(
-        format!("{}/rootfs", c.name()).into_bytes(),
-        total,
-        view.overlay,
-    );
+    tar.start_rootfs(layout::ROOTFS.to_vec(), total, view.overlay);
     let walked = tree.walk(&mut tar);
     // Thaw and unmount before the (slow) end of compression.
     let closed = view.close();

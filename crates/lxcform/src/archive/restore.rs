@@ -27,7 +27,7 @@ use crate::execute::DEFAULT_FS_SIZE;
 use crate::liblxc::sys::DeferSignals;
 use crate::liblxc::{self, Container};
 use crate::lock::ContainerLock;
-use crate::spec::{ContainerSpec, StorageSpec};
+use crate::spec::{Compression, ContainerSpec, StorageSpec};
 use crate::store::Store;
 
 /// What to restore an archive as.
@@ -544,11 +544,20 @@ fn read_archive(
         ThreadedReader::spawn(decoder).map_err(io_at("start decompressing", archive))?,
     );
     let mut extractor = Extractor::new(rootfs).map_err(io_at("open", rootfs))?;
-    let mut archived: Option<Vec<u8>> = None;
+    let mut layout = layout::Layout::default();
+    // Files in the archive's one top-level directory while it is not known whether that is
+    // the container directory: (name, content, mode).
+    let mut pending: Vec<(Vec<u8>, Vec<u8>, u32)> = Vec::new();
     let mut config: Option<Vec<u8>> = None;
     let mut entries = 0u64;
     let mut skipped = 0u64;
     let mut notes = Vec::new();
+    let write_file = |f: &[u8], data: &[u8], mode: u32| -> Result<(), Error> {
+        let path = dir.join(OsStr::from_bytes(f));
+        fs::write(&path, data).map_err(io_at("write", &path))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(io_at("write", &path))
+    };
     loop {
         if signals.pending().is_some() {
             return Err(Error::Interrupted {
@@ -560,34 +569,47 @@ fn read_archive(
             break;
         };
         entries += 1;
-        let Some(name) = layout::container_of(&e.path) else {
-            continue;
-        };
-        let name = archived.get_or_insert_with(|| name.to_vec()).clone();
-        let place = layout::place(&e.path, &name).ok_or_else(|| {
-            format(format!(
-                "it holds {:?} beside container {:?}",
-                String::from_utf8_lossy(&e.path),
-                String::from_utf8_lossy(&name)
-            ))
-        })?;
+        let place = layout
+            .place(&e.path, e.kind == Some(Kind::Dir))
+            .ok_or_else(|| {
+                format(format!(
+                    "it holds {:?} beside container {:?}",
+                    String::from_utf8_lossy(&e.path),
+                    String::from_utf8_lossy(layout.name().unwrap_or_default())
+                ))
+            })?;
+        if layout.is_known() && !pending.is_empty() {
+            if layout.name().is_some() {
+                for (f, data, mode) in pending.drain(..) {
+                    write_file(&f, &data, mode)?;
+                }
+            } else {
+                skipped += pending.len() as u64;
+                pending.clear();
+            }
+        }
+        let container_file =
+            |f: &[u8]| e.kind == Some(Kind::File) && layout::is_container_file_archived(f, None);
         match place {
             layout::Place::Top => {}
             layout::Place::Config => {
                 config = Some(read_small(&mut reader, &e).map_err(|e| format(e.to_string()))?);
             }
             layout::Place::ContainerFile(f) => {
-                if e.kind == Some(Kind::File) && layout::is_container_file_archived(f, None) {
+                if container_file(f) {
                     let data = read_small(&mut reader, &e).map_err(|e| format(e.to_string()))?;
-                    let path = dir.join(std::ffi::OsStr::from_bytes(f));
-                    fs::write(&path, data).map_err(io_at("write", &path))?;
-                    fs::set_permissions(&path, fs::Permissions::from_mode(e.mode & 0o7777))
-                        .map_err(io_at("write", &path))?;
+                    write_file(f, &data, e.mode)?;
+                }
+            }
+            layout::Place::Pending(f) => {
+                if container_file(f) {
+                    let data = read_small(&mut reader, &e).map_err(|e| format(e.to_string()))?;
+                    pending.push((f.to_vec(), data, e.mode));
                 }
             }
             layout::Place::Rootfs(rel) => {
                 let link = match e.kind {
-                    Some(Kind::HardLink) => match layout::place(&e.link, &name) {
+                    Some(Kind::HardLink) => match layout.locate(&e.link) {
                         Some(layout::Place::Rootfs(t)) => Some(t.to_vec()),
                         _ => {
                             return Err(format(format!(
@@ -608,7 +630,7 @@ fn read_archive(
                                 what: "restore",
                             };
                         }
-                        let at = rootfs.join(std::ffi::OsStr::from_bytes(&rel));
+                        let at = rootfs.join(OsStr::from_bytes(&rel));
                         if err.kind() == io::ErrorKind::InvalidData
                             || err.kind() == io::ErrorKind::UnexpectedEof
                         {
@@ -622,14 +644,18 @@ fn read_archive(
         }
     }
     extractor.finish().map_err(io_at("restore", rootfs))?;
-    let archived_name = archived
-        .map(|n| String::from_utf8_lossy(&n).into_owned())
-        .ok_or_else(|| format("it is empty".into()))?;
-    let config = config.ok_or_else(|| format(format!("it has no {archived_name}/config")))?;
+    if entries == 0 {
+        return Err(format("it is empty".into()));
+    }
+    let config = config.ok_or_else(|| format("it has no config beside a rootfs".into()))?;
+    let archived_name = match layout.name() {
+        Some(name) => String::from_utf8_lossy(name).into_owned(),
+        None => name_of_root_archive(&String::from_utf8_lossy(&config), archive),
+    };
     if skipped > 0 {
         notes.push(format!(
-            "{skipped} entries outside {archived_name}/config and {archived_name}/rootfs/ \
-             were not restored"
+            "{skipped} entries of the container directory of {archived_name} beside its \
+             config, rootfs and files were not restored"
         ));
     }
     notes.extend(extractor.notes);
@@ -789,6 +815,53 @@ fn old_dir(rootfs: &str, old_name: &str) -> Option<PathBuf> {
     })
 }
 
+/// The `KEY = VALUE` lines of a config, trimmed, comments left out.
+fn config_entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.lines().filter_map(|l| {
+        let t = l.trim_start();
+        (!t.starts_with('#'))
+            .then(|| t.split_once('='))
+            .flatten()
+            .map(|(k, v)| (k.trim(), v.trim()))
+    })
+}
+
+/// The first value of any of `keys` (as [`rewrite_config`] reads them).
+fn config_value<'t>(text: &'t str, keys: &[&str]) -> Option<&'t str> {
+    config_entries(text)
+        .find(|(k, _)| keys.contains(k))
+        .map(|(_, v)| v)
+}
+
+/// The name of the container that an archive with its container directory at the root was
+/// made of (such an archive does not say it): its config's `lxc.uts.name` (which liblxc sets
+/// to the name at create, clone and rename) or the archive's file name without its extension
+/// (`web1.tar.tgz`, as lxcform and the Python module name it); the first that names the
+/// directory the archived rootfs lies in, so that [`rewrite_config`] moves paths into it.
+fn name_of_root_archive(config: &str, archive: &Path) -> String {
+    let uts = config_value(config, &["lxc.uts.name", "lxc.utsname"]).filter(|v| !v.is_empty());
+    let rootfs = config_value(config, &["lxc.rootfs.path", "lxc.rootfs"]).unwrap_or_default();
+    let file = archive.file_name().map(|n| {
+        let n = n.to_string_lossy();
+        let extensions = Compression::ALL
+            .iter()
+            .map(|(_, c)| c.extension())
+            .chain(["tar.gz", "tgz"]);
+        extensions
+            .filter_map(|ext| n.strip_suffix(ext)?.strip_suffix('.'))
+            .max_by_key(|stem| std::cmp::Reverse(stem.len()))
+            .unwrap_or(&n)
+            .to_string()
+    });
+    let candidates: Vec<String> = uts.map(str::to_string).into_iter().chain(file).collect();
+    candidates
+        .iter()
+        .find(|name| old_dir(rootfs, name).is_some())
+        .or(candidates.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn replace_dir(value: &str, old: &str, new: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
@@ -814,22 +887,8 @@ pub fn rewrite_config(
     mac: &mut dyn FnMut() -> String,
 ) -> (String, Vec<String>) {
     let mut notes = Vec::new();
-    let entries: Vec<(String, String)> = text
-        .lines()
-        .filter_map(|l| {
-            let t = l.trim_start();
-            (!t.starts_with('#'))
-                .then(|| t.split_once('='))
-                .flatten()
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let old_rootfs = entries
-        .iter()
-        .find(|(k, _)| k == "lxc.rootfs.path" || k == "lxc.rootfs")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let old_dir = old_dir(&old_rootfs, old_name).map(|p| p.to_string_lossy().into_owned());
+    let old_rootfs = config_value(text, &["lxc.rootfs.path", "lxc.rootfs"]).unwrap_or_default();
+    let old_dir = old_dir(old_rootfs, old_name).map(|p| p.to_string_lossy().into_owned());
     let new_dir = new.dir.to_string_lossy().into_owned();
     let (mut rootfs_done, mut uts_done) = (false, false);
     let mut out = String::with_capacity(text.len() + 64);
@@ -974,6 +1033,20 @@ mod tests {
         assert_eq!(old_dir("lvm:/dev/lxc/a", "a"), None);
         assert_eq!(old_dir("/srv/roots/a", "a"), None);
         assert_eq!(old_dir("zfs:tank/x", "a"), None);
+    }
+
+    #[test]
+    fn a_root_archive_is_named_by_its_config_or_its_file() {
+        let config = "lxc.uts.name = web1\nlxc.rootfs.path = dir:/var/lib/lxc/web1/rootfs\n";
+        let name = |config: &str, file: &str| name_of_root_archive(config, Path::new(file));
+        assert_eq!(name(config, "/b/web1.tar.tgz"), "web1");
+        assert_eq!(name(config, "/b/monday.tgz"), "web1");
+        // The host name changed since: the file name names the container directory.
+        let renamed = "lxc.utsname = www\nlxc.rootfs = /var/lib/lxc/web1/rootfs\n";
+        assert_eq!(name(renamed, "/b/web1.tar.bz2"), "web1");
+        assert_eq!(name(renamed, "/b/web1.tar"), "web1");
+        assert_eq!(name(renamed, "/b/x.tar.gz"), "www");
+        assert_eq!(name("lxc.rootfs.path = zfs:tank/a\n", "/b/a.tar.zst"), "a");
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub(super) struct TarWriter<'s, 'p> {
     start: Instant,
     last_report: Instant,
     progress: Option<&'p mut dyn FnMut(Progress)>,
-    /// Archive path of the walked tree's root (`NAME/rootfs`).
+    /// Archive path of the walked tree's root (`./rootfs`).
     prefix: Vec<u8>,
     overlay: bool,
     /// (dev, ino) of the archive being written, never archived into itself (an archive_path
@@ -221,14 +221,13 @@ impl TarWriter<'_, '_> {
         self.put(&pad[..tar::padding(len)])
     }
 
-    /// The container directory entry, its config and its other files.
+    /// The container directory entry (`./`), its config and its other files.
     pub(super) fn container_files(
         &mut self,
         c: &Container,
         dir: &Path,
         rootfs: &Rootfs,
     ) -> Result<(), Error> {
-        let name = c.name().as_bytes();
         let meta = fs::metadata(dir).map_err(io_error(c, "read", dir))?;
         let config = c.config_file_name();
         let mut files = vec![config.clone()];
@@ -244,7 +243,7 @@ impl TarWriter<'_, '_> {
         others.sort();
         files.extend(others);
         let add = |tar: &mut Self, rel: &[u8], src: &Path, meta: &Metadata| tar.add(rel, src, meta);
-        self.prefix = name.to_vec();
+        self.prefix = layout::CONTAINER_DIR.to_vec();
         add(self, b"", dir, &meta).map_err(io_error(c, "archive", dir))?;
         for (i, f) in files.iter().enumerate() {
             let meta = fs::symlink_metadata(f).map_err(io_error(c, "read", f))?;
