@@ -55,6 +55,7 @@ pub mod layout;
 mod output;
 mod restore;
 pub mod tar;
+mod undo;
 pub mod untar;
 pub mod view;
 mod walk;
@@ -227,12 +228,22 @@ pub fn write_with(
     result
 }
 
+/// For `map_err`: the [`ArchiveError::Io`] of container `c` failing to `what` `path`.
 pub(crate) fn io_error(
     c: &Container,
     what: &'static str,
     path: &Path,
 ) -> impl FnOnce(io::Error) -> Error {
-    let container = c.name().to_string();
+    io_error_of(c.name(), what, path)
+}
+
+/// [`io_error`] of a container by name (one being restored has no [`Container`] yet).
+pub(crate) fn io_error_of(
+    container: &str,
+    what: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> Error {
+    let container = container.to_string();
     let path = path.to_path_buf();
     move |source| {
         ArchiveError::Io {

@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::cmd::{self, is_mount_point};
+use super::cmd;
 use super::extract::Extractor;
 use super::tar::Kind;
+use super::undo::Undo;
 use super::untar::TarReader;
 use super::view::Rootfs;
-use super::{compress, layout, ArchiveError};
+use super::{compress, io_error_of, layout, ArchiveError};
 use crate::config_file::modern_key;
 use crate::error::Error;
 use crate::execute::DEFAULT_FS_SIZE;
@@ -103,19 +104,7 @@ pub fn restore(archive: &Path, spec: &RestoreSpec) -> Result<RestoreInfo, Error>
         store,
         reason,
     })?;
-    let io = |what: &'static str, path: &Path| {
-        let container = spec.name.clone();
-        let path = path.to_path_buf();
-        move |source: io::Error| -> Error {
-            ArchiveError::Io {
-                container,
-                what,
-                path,
-                source,
-            }
-            .into()
-        }
-    };
+    let io = |what: &'static str, path: &Path| io_error_of(&spec.name, what, path);
     let file = File::open(archive).map_err(io("open", archive))?;
     let mut buffered = BufReader::with_capacity(1 << 20, file);
     let compression = {
@@ -210,22 +199,6 @@ struct Made {
     armed: bool,
 }
 
-#[derive(Debug)]
-enum Undo {
-    /// Unmount after extracting (always).
-    Unmount(PathBuf),
-    /// Remove the temporary mount point (always).
-    RemoveDir(PathBuf),
-    /// Remove a rootfs made outside the container directory (on failure).
-    RemoveTree(PathBuf),
-    /// Delete a btrfs subvolume (on failure).
-    BtrfsDelete(PathBuf),
-    /// Remove a logical volume (on failure).
-    LvRemove(String),
-    /// Destroy a zfs dataset (on failure).
-    ZfsDestroy(String),
-}
-
 impl Made {
     /// Unmounts what extraction needed mounted (the store stays).
     fn unmount(&mut self) -> Result<(), Error> {
@@ -234,7 +207,7 @@ impl Made {
             .partition(|u| matches!(u, Undo::Unmount(_) | Undo::RemoveDir(_)));
         self.undo = keep;
         for u in now.iter().rev() {
-            run_undo(&self.container, u)?;
+            u.run(&self.container)?;
         }
         Ok(())
     }
@@ -248,51 +221,12 @@ impl Drop for Made {
             return;
         }
         for u in self.undo.iter().rev() {
-            let _ = run_undo(&self.container, u);
+            let _ = u.run(&self.container);
         }
         if self.dir.exists() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-fn run_undo(container: &str, u: &Undo) -> Result<(), Error> {
-    let io = |what, path: &Path| {
-        let container = container.to_string();
-        let path = path.to_path_buf();
-        move |source| -> Error {
-            ArchiveError::Io {
-                container,
-                what,
-                path,
-                source,
-            }
-            .into()
-        }
-    };
-    match u {
-        Undo::Unmount(p) => {
-            if is_mount_point(p) {
-                cmd::run(container, "umount", &[p])?;
-            }
-        }
-        Undo::RemoveDir(p) => fs::remove_dir(p).map_err(io("remove", p))?,
-        Undo::RemoveTree(p) => fs::remove_dir_all(p).map_err(io("remove", p))?,
-        Undo::BtrfsDelete(p) => {
-            cmd::run(
-                container,
-                "btrfs",
-                &["subvolume".as_ref(), "delete".as_ref(), p.as_os_str()],
-            )?;
-        }
-        Undo::LvRemove(lv) => {
-            cmd::run(container, "lvremove", &["-f", lv.as_str()])?;
-        }
-        Undo::ZfsDestroy(ds) => {
-            cmd::run(container, "zfs", &["destroy", "-r", ds.as_str()])?;
-        }
-    }
-    Ok(())
 }
 
 /// Where to extract, and the `lxc.rootfs.path` that names it.
@@ -324,15 +258,7 @@ fn mkdir(container: &str, path: &Path, mode: u32) -> Result<(), Error> {
         .mode(mode)
         .recursive(true)
         .create(path)
-        .map_err(|source| {
-            ArchiveError::Io {
-                container: container.to_string(),
-                what: "create",
-                path: path.to_path_buf(),
-                source,
-            }
-            .into()
-        })
+        .map_err(io_error_of(container, "create", path))
 }
 
 /// Makes the new container's storage as liblxc would, mounted where needed.
@@ -343,7 +269,7 @@ fn prepare(spec: &RestoreSpec, dir: &Path, made: &mut Made) -> Result<Target, Er
     let size = s.fs_size.unwrap_or(DEFAULT_FS_SIZE);
     let fs_type = s.fs_type.clone().unwrap_or_else(|| "ext4".into());
     let mkfs = |device: &Path| -> Result<(), Error> {
-        let mut args: Vec<&std::ffi::OsStr> = vec!["-t".as_ref(), fs_type.as_ref()];
+        let mut args: Vec<&OsStr> = vec!["-t".as_ref(), fs_type.as_ref()];
         if fs_type.starts_with("ext") {
             args.extend([OsStr::new("-q"), OsStr::new("-F")]);
         }
@@ -351,15 +277,22 @@ fn prepare(spec: &RestoreSpec, dir: &Path, made: &mut Made) -> Result<Target, Er
         cmd::run(name, "mkfs", &args)?;
         Ok(())
     };
-    let mount_tmp = |made: &mut Made, args: &[&std::ffi::OsStr]| -> Result<PathBuf, Error> {
+    // A block store (`lxc.rootfs.path` `value`) is extracted into through a temporary mount
+    // by `mount ARGS`; `rootfs` is made as the mount point liblxc expects.
+    let mounted = |made: &mut Made, value: String, args: &[&OsStr]| -> Result<Target, Error> {
+        mkdir(name, &dir.join("rootfs"), 0o755)?;
         let mnt = dir.join(".lxcform-restore-mnt");
         mkdir(name, &mnt, 0o700)?;
         made.undo.push(Undo::RemoveDir(mnt.clone()));
-        let mut all: Vec<&std::ffi::OsStr> = args.to_vec();
+        let mut all: Vec<&OsStr> = args.to_vec();
         all.push(mnt.as_os_str());
         cmd::run(name, "mount", &all)?;
         made.undo.push(Undo::Unmount(mnt.clone()));
-        Ok(mnt)
+        Ok(Target {
+            rootfs: value,
+            extract_into: mnt,
+            root_twin: None,
+        })
     };
     Ok(match s.store {
         Store::Dir => {
@@ -407,35 +340,20 @@ fn prepare(spec: &RestoreSpec, dir: &Path, made: &mut Made) -> Result<Target, Er
         }
         Store::Loop => {
             let image = dir.join("rootdev");
-            let f = File::create(&image).map_err(|source| ArchiveError::Io {
-                container: name.to_string(),
-                what: "create",
-                path: image.clone(),
-                source,
-            })?;
-            f.set_len(size).map_err(|source| ArchiveError::Io {
-                container: name.to_string(),
-                what: "size",
-                path: image.clone(),
-                source,
-            })?;
+            let f = File::create(&image).map_err(io_error_of(name, "create", &image))?;
+            f.set_len(size).map_err(io_error_of(name, "size", &image))?;
             drop(f);
             fs::set_permissions(&image, fs::Permissions::from_mode(0o600)).ok();
             mkfs(&image)?;
-            mkdir(name, &rootfs, 0o755)?;
-            let mnt = mount_tmp(made, &["-o".as_ref(), "loop".as_ref(), image.as_os_str()])?;
-            Target {
-                rootfs: format!("loop:{}", image.display()),
-                extract_into: mnt,
-                root_twin: None,
-            }
+            let value = format!("loop:{}", image.display());
+            mounted(
+                made,
+                value,
+                &["-o".as_ref(), "loop".as_ref(), image.as_os_str()],
+            )?
         }
         Store::Lvm => {
-            let vg = s
-                .vg_name
-                .clone()
-                .or_else(|| liblxc::global_config_item("lxc.bdev.lvm.vg"))
-                .unwrap_or_else(|| "lxc".into());
+            let vg = or_lxc_default(&s.vg_name, "lxc.bdev.lvm.vg");
             let lv = s.lv_name.clone().unwrap_or_else(|| name.to_string());
             let size_arg = format!("{size}b");
             let new_lv = format!("{vg}/{lv}");
@@ -450,20 +368,14 @@ fn prepare(spec: &RestoreSpec, dir: &Path, made: &mut Made) -> Result<Target, Er
             made.undo.push(Undo::LvRemove(new_lv));
             let device = PathBuf::from(format!("/dev/{vg}/{lv}"));
             mkfs(&device)?;
-            mkdir(name, &rootfs, 0o755)?;
-            let mnt = mount_tmp(made, &[device.as_os_str()])?;
-            Target {
-                rootfs: format!("lvm:{}", device.display()),
-                extract_into: mnt,
-                root_twin: None,
-            }
+            mounted(
+                made,
+                format!("lvm:{}", device.display()),
+                &[device.as_os_str()],
+            )?
         }
         Store::Zfs => {
-            let root = s
-                .zfs_root
-                .clone()
-                .or_else(|| liblxc::global_config_item("lxc.bdev.zfs.root"))
-                .unwrap_or_else(|| "lxc".into());
+            let root = or_lxc_default(&s.zfs_root, "lxc.bdev.zfs.root");
             let dataset = format!("{root}/{name}");
             let mountpoint = format!("mountpoint={}", rootfs.display());
             cmd::run(
@@ -479,11 +391,11 @@ fn prepare(spec: &RestoreSpec, dir: &Path, made: &mut Made) -> Result<Target, Er
                     dataset.as_str(),
                 ],
             )?;
-            made.undo.push(Undo::ZfsDestroy(dataset.clone()));
-            mkdir(name, &rootfs, 0o755)?;
+            made.undo.push(Undo::ZfsDestroyDataset(dataset.clone()));
             let opts = format!("zfsutil,mntpoint={dataset}");
-            let mnt = mount_tmp(
+            mounted(
                 made,
+                format!("zfs:{dataset}"),
                 &[
                     "-t".as_ref(),
                     "zfs".as_ref(),
@@ -491,14 +403,18 @@ fn prepare(spec: &RestoreSpec, dir: &Path, made: &mut Made) -> Result<Target, Er
                     opts.as_ref(),
                     dataset.as_ref(),
                 ],
-            )?;
-            Target {
-                rootfs: format!("zfs:{dataset}"),
-                extract_into: mnt,
-                root_twin: None,
-            }
+            )?
         }
     })
+}
+
+/// A store option, else liblxc's global setting `key` (`lxc.bdev.lvm.vg` …), else `lxc`, as
+/// liblxc chooses.
+fn or_lxc_default(option: &Option<String>, key: &str) -> String {
+    option
+        .clone()
+        .or_else(|| liblxc::global_config_item(key))
+        .unwrap_or_else(|| "lxc".into())
 }
 
 /// What reading the archive found.
@@ -527,19 +443,7 @@ fn read_archive(
         }
         .into()
     };
-    let io_at = |what: &'static str, path: &Path| {
-        let container = container.to_string();
-        let path = path.to_path_buf();
-        move |source: io::Error| -> Error {
-            ArchiveError::Io {
-                container,
-                what,
-                path,
-                source,
-            }
-            .into()
-        }
-    };
+    let io_at = |what: &'static str, path: &Path| io_error_of(container, what, path);
     let mut reader = TarReader::new(
         ThreadedReader::spawn(decoder).map_err(io_at("start decompressing", archive))?,
     );

@@ -20,7 +20,8 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::cmd::{self, is_mount_point};
-use super::ArchiveError;
+use super::undo::Undo;
+use super::{io_error, ArchiveError};
 use crate::error::Error;
 use crate::liblxc::{Container, State};
 use crate::store::Store;
@@ -75,14 +76,6 @@ impl Rootfs {
     }
 }
 
-enum Undo {
-    Unmount(PathBuf),
-    RemoveDir(PathBuf),
-    BtrfsDelete(PathBuf),
-    LvRemove(String),
-    ZfsDestroy(String),
-}
-
 /// A view of the rootfs, undone on drop (or by [`View::close`], which reports failures).
 pub struct View<'c> {
     /// What to read, top layer first.
@@ -94,16 +87,6 @@ pub struct View<'c> {
     container: &'c Container,
     thaw: bool,
     undo: Vec<Undo>,
-}
-
-fn io_err(c: &Container, what: &'static str, path: &Path, source: std::io::Error) -> Error {
-    ArchiveError::Io {
-        container: c.name().to_string(),
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
-    .into()
 }
 
 impl<'c> View<'c> {
@@ -227,7 +210,7 @@ impl<'c> View<'c> {
                 view.freeze_if(running)?;
                 let made = cmd::run(c.name(), "zfs", &["snapshot", snap.as_str()]);
                 if made.is_ok() {
-                    view.undo.push(Undo::ZfsDestroy(snap.clone()));
+                    view.undo.push(Undo::ZfsDestroySnapshot(snap.clone()));
                 }
                 view.thaw_now()?;
                 made?;
@@ -254,7 +237,7 @@ impl<'c> View<'c> {
     fn freeze_if(&mut self, running: bool) -> Result<(), Error> {
         if running {
             let mark = self.container_dir().join(FROZEN_MARK);
-            fs::write(&mark, b"").map_err(|e| io_err(self.container, "create", &mark, e))?;
+            fs::write(&mark, b"").map_err(io_error(self.container, "create", &mark))?;
             self.thaw = true;
             self.container.freeze()?;
         }
@@ -282,7 +265,7 @@ impl<'c> View<'c> {
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
-            .map_err(|e| io_err(self.container, "create", &dir, e))?;
+            .map_err(io_error(self.container, "create", &dir))?;
         self.undo.push(Undo::RemoveDir(dir.clone()));
         Ok(dir)
     }
@@ -307,14 +290,14 @@ impl<'c> View<'c> {
             Store::Btrfs => {
                 let snap = btrfs_snapshot_path(Path::new(&self.rootfs.paths[0]));
                 if snap.exists() {
-                    let _ = undo(name, &Undo::BtrfsDelete(snap));
+                    let _ = Undo::BtrfsDelete(snap).run(name);
                 }
             }
             Store::Lvm => {
                 if let Some((vg, lv)) = lvm_names(&self.rootfs.paths[0]) {
                     let snap = format!("{vg}/{lv}-{SNAPSHOT}");
                     if cmd::run(name, "lvs", &[snap.as_str()]).is_ok() {
-                        let _ = undo(name, &Undo::LvRemove(snap));
+                        let _ = Undo::LvRemove(snap).run(name);
                     }
                 }
             }
@@ -322,7 +305,7 @@ impl<'c> View<'c> {
                 if let Ok(ds) = zfs_dataset(self.container, &self.rootfs.paths[0]) {
                     let snap = format!("{ds}@{SNAPSHOT}");
                     if cmd::run(name, "zfs", &["list", "-H", snap.as_str()]).is_ok() {
-                        let _ = undo(name, &Undo::ZfsDestroy(snap));
+                        let _ = Undo::ZfsDestroySnapshot(snap).run(name);
                     }
                 }
             }
@@ -342,7 +325,7 @@ impl<'c> View<'c> {
             first.get_or_insert(e);
         }
         while let Some(u) = self.undo.pop() {
-            if let Err(e) = undo(self.container.name(), &u) {
+            if let Err(e) = u.run(self.container.name()) {
                 first.get_or_insert(e);
             }
         }
@@ -354,36 +337,6 @@ impl Drop for View<'_> {
     fn drop(&mut self) {
         let _ = self.undo_all();
     }
-}
-
-fn undo(container: &str, u: &Undo) -> Result<(), Error> {
-    match u {
-        Undo::Unmount(p) => {
-            cmd::run(container, "umount", &[p])?;
-        }
-        Undo::RemoveDir(p) => {
-            fs::remove_dir(p).map_err(|source| ArchiveError::Io {
-                container: container.to_string(),
-                what: "remove",
-                path: p.clone(),
-                source,
-            })?;
-        }
-        Undo::BtrfsDelete(p) => {
-            cmd::run(
-                container,
-                "btrfs",
-                &["subvolume".as_ref(), "delete".as_ref(), p.as_os_str()],
-            )?;
-        }
-        Undo::LvRemove(lv) => {
-            cmd::run(container, "lvremove", &["-f", lv.as_str()])?;
-        }
-        Undo::ZfsDestroy(snap) => {
-            cmd::run(container, "zfs", &["destroy", snap.as_str()])?;
-        }
-    }
-    Ok(())
 }
 
 /// Where the read-only snapshot of a btrfs rootfs goes: beside it, on the same filesystem.
