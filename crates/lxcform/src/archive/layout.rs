@@ -29,9 +29,9 @@ pub const CONTAINER_DIR: &[u8] = b".";
 /// Archive path of the root filesystem (the merged view, whatever the store).
 pub const ROOTFS: &[u8] = b"./rootfs";
 
-/// Which regular files of a container's directory are archived beside its `config` (only
-/// regular files are; directories are not): `fstab`, hook scripts and the like, which the
-/// config may name and a restore puts back. Not archived:
+/// Whether file `file_name` of a container's directory is archived beside its `config` (only
+/// regular files are; directories are not). Archived: `fstab`, hook scripts and the like,
+/// which the config may name and a restore puts back. Not archived:
 /// - the store's own files: the `rootfs` (archived as the view, see [`ROOTFS`]), a loop image
 ///   (its content is the rootfs), an overlay's layers (merged into the rootfs: a second, raw
 ///   copy of the upper layer would double every changed file and no restore would use it);
@@ -54,6 +54,7 @@ pub fn is_container_file_archived(file_name: &[u8], loop_image: Option<&[u8]>) -
         || loop_image == Some(file_name)
         || file_name.ends_with(b".log")
         || file_name.starts_with(b".lxcform-")
+        || file_name == b"."
         || file_name == b"..")
 }
 
@@ -158,7 +159,9 @@ impl Layout {
             b"rootfs" => Place::Rootfs(b""),
             _ => match rest.strip_prefix(b"rootfs/") {
                 Some(below) => Place::Rootfs(trim_slashes(below)),
-                None if !rest.contains(&b'/') && rest != b".." => Place::ContainerFile(rest),
+                None if !rest.contains(&b'/') && rest != b"." && rest != b".." => {
+                    Place::ContainerFile(rest)
+                }
                 None => Place::Other(rest),
             },
         })
@@ -386,5 +389,6 @@ mod tests {
         assert!(!is_container_file_archived(b"web1.log", None));
         assert!(!is_container_file_archived(b".lxcform-archive-view", None));
         assert!(!is_container_file_archived(b"..", None));
+        assert!(!is_container_file_archived(b".", None));
     }
 }

@@ -551,7 +551,8 @@ fn read_archive(
     if entries == 0 {
         return Err(format("it is empty".into()));
     }
-    let config = config.ok_or_else(|| format("it has no config beside a rootfs".into()))?;
+    let config = config
+        .ok_or_else(|| format("it has no container config (./config or NAME/config)".into()))?;
     let archived_name = match layout.name() {
         Some(name) => String::from_utf8_lossy(name).into_owned(),
         None => name_of_root_archive(&String::from_utf8_lossy(&config), archive),
