@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the lxc_container binary module under real ansible-core.
 #
-#   tests/ansible/run.sh [PLAYBOOK.yml ...]     (as root; `make ansible-test` runs it)
+#   tests/ansible/run.sh [CHECK ...]     (as root; `make ansible-test` runs it; CHECK: a name
+#                                        such as states, or a playbook path; none = all)
 #
 # Creates (or reuses) a virtualenv with ansible-core at <repo>/.venv, builds the release binary,
 # installs it with its documentation lxc_container.yml into a temporary library directory, and
@@ -20,6 +21,18 @@ venv="${LXCFORM_VENV:-$repo/.venv}"
 forks=3
 
 die() { echo "run.sh: $*" >&2; exit 2; }
+books=(examples examples_clone examples_clone_archive states config_command check_diff failures arguments fanout)
+checks=(ansible-doc "${books[@]}" idempotence check-cli install)
+# What to run: names of checks, or playbook paths (tests/ansible/states.yml); none = all. A
+# name that is no check is an error, not a run that checks nothing and passes.
+only=()
+for a in "$@"; do
+    a=$(basename "$a" .yml)
+    [[ " ${checks[*]} " == *" $a "* ]] || die "no check named $a (checks: ${checks[*]})"
+    only+=("$a")
+done
+wanted() { [ ${#only[@]} = 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
+
 [ "$(id -u)" = 0 ] || die "needs root (it creates LXC containers)"
 command -v lxc-create >/dev/null || die "LXC is not installed (scripts/setup-host.sh installs it)"
 [ -x /usr/share/lxc/templates/lxc-busybox ] || die "the busybox LXC template is missing"
@@ -110,8 +123,6 @@ recap_changed() { sed -n '/^PLAY RECAP/,$p' "$1" | grep -o '^[a-z0-9_.-]* *: ok=
 # Junk on the module's stdout would make Ansible warn; the module must print only JSON.
 no_junk() { ! grep -qiE 'junk after the JSON|Module invocation had junk|MODULE FAILURE' "$1"; }
 
-only=("$@")
-wanted() { [ ${#only[@]} = 0 ] || [[ " ${only[*]} " == *" $1 "* ]]; }
 
 # --- ansible-doc --------------------------------------------------------------------------------
 if wanted ansible-doc; then
@@ -133,7 +144,6 @@ EOF
 fi
 
 # --- the playbooks ------------------------------------------------------------------------------
-books=(examples examples_clone examples_clone_archive states config_command check_diff failures arguments fanout)
 for b in "${books[@]}"; do
     wanted "$b" || continue
     if play "$b" "$here/$b.yml" && no_junk "$run/logs/$b.log"; then
