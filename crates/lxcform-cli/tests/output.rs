@@ -6,7 +6,6 @@ mod common;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -67,29 +66,9 @@ fn start<S: AsRef<OsStr>>(args: &[S], stdout: Stdio) -> Child {
 }
 
 /// Waits for a child started by [`start`], reading its stderr; kills it after [`TIMEOUT`].
-fn wait(mut child: Child) -> Ended {
-    let mut err = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if t0.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("lxcform did not end within {TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Ended {
-        status,
-        stderr: reader.join().unwrap_or_default(),
-    }
+fn wait(child: Child) -> Ended {
+    let (status, _, stderr) = common::wait_within(child, "lxcform", TIMEOUT);
+    Ended { status, stderr }
 }
 
 /// Runs `lxcform ARGS` with stdout on `/dev/full`.

@@ -227,7 +227,7 @@ where
 {
     let program = program.as_ref().to_os_string();
     let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
-    let mut child = Command::new(&program)
+    let child = Command::new(&program)
         .args(&args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -235,18 +235,32 @@ where
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {program:?}: {e}"));
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        b
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        b
-    });
+    let (status, stdout, stderr) = wait_within(child, &format!("{program:?} {args:?}"), timeout);
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    }
+}
+
+/// Waits for `child`, reading its stdout and stderr where they are piped (empty otherwise);
+/// kills it and fails the test, naming it `what`, after `timeout`.
+pub fn wait_within(
+    mut child: std::process::Child,
+    what: &str,
+    timeout: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut b);
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as _));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -255,17 +269,13 @@ where
         if start.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{program:?} {args:?} did not finish within {timeout:?}");
+            panic!("{what} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+    let stdout = out_reader.join().unwrap_or_default();
+    let stderr = err_reader.join().unwrap_or_default();
+    (status, stdout, stderr)
 }
 
 /// Runs `lxcform` with these arguments.
