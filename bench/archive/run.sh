@@ -25,6 +25,9 @@ cargo build --release -q -p lxcform-cli
 mkdir -p "$P" "$OUT"
 
 if [ ! -f "$P/$NAME/config" ]; then
+    # shellcheck source=bench/lib/debian-template.sh
+    . bench/lib/debian-template.sh
+    need_debian_template
     echo "creating $NAME (Debian minbase through debootstrap, once) ..." >&2
     "$BIN" ensure "$NAME" -P "$P" -t debian --template-options "-r bookworm" \
         --config-line lxc.net.0.type=empty --state stopped >/dev/null
