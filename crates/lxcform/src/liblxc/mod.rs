@@ -232,7 +232,8 @@ pub struct Network {
 }
 
 impl Network {
-    /// The lists liblxc's `get_interfaces` and `get_ips(NULL, NULL, 0)` make of these entries.
+    /// The lists liblxc's `get_interfaces` and `get_ips(NULL, NULL, 0)` make of these entries,
+    /// in their order: liblxc sorts both (byte order; `add_to_array` keeps them sorted).
     pub fn from_ifaddrs(entries: &[sys::IfAddr]) -> Network {
         let mut net = Network::default();
         for e in entries {
@@ -244,6 +245,8 @@ impl Network {
                 net.ips.push(addr.to_string());
             }
         }
+        net.interfaces.sort();
+        net.ips.sort();
         net
     }
 }
@@ -1190,10 +1193,12 @@ mod tests {
             entry("lo", Some("::1"), 0),
             entry("eth0", Some("fd00::5"), 0),
             entry("eth0", Some("fe80::1"), 2),
+            entry("eth1", Some("10.0.4.5"), 0),
+            entry("eth1", Some("10.0.3.9"), 0),
         ];
         let net = Network::from_ifaddrs(&entries);
-        assert_eq!(net.interfaces, ["lo", "eth0"]);
-        assert_eq!(net.ips, ["10.0.3.5", "fd00::5"]);
+        assert_eq!(net.interfaces, ["eth0", "eth1", "lo"]);
+        assert_eq!(net.ips, ["10.0.3.5", "10.0.3.9", "10.0.4.5", "fd00::5"]);
     }
 
     #[test]
