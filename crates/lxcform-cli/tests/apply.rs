@@ -558,3 +558,66 @@ fn a_second_signal_is_answered_while_the_running_ones_finish() {
     assert!(stderr.contains("stopping on SIGTERM"), "{stderr}");
     assert_eq!(out.status.signal(), Some(2), "{out:?}");
 }
+
+/// A signal while a child waits for another run's lock stops it there, at once and with
+/// nothing changed, rather than after that run lets go.
+#[test]
+fn a_signal_stops_a_child_waiting_for_another_runs_lock() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if skip_live() {
+        return;
+    }
+    let dir = TempDir::new("lockwait");
+    let lxc = dir.sub("lxc");
+    let file = dir.manifest(
+        "m.yml",
+        &format!(
+            "defaults:\n  template: busybox\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: w1\n"
+        ),
+    );
+    let locks = Path::new(&lxc).join(".lxcform-locks");
+    fs::create_dir_all(&locks).unwrap();
+    // Another run holds w1's lock (flock -o: the lock is flock's own, gone when it is killed).
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(locks.join("w1.lock"))
+        .args(["sleep", "20"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let apply = Command::new(manifest_harness::BIN)
+        .args(["apply", &file, "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(Command::new("kill")
+        .args(["-INT", &apply.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = apply.wait_with_output().unwrap();
+    let took = t0.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        took < Duration::from_secs(10),
+        "waited for the lock: {took:?}"
+    );
+    assert_eq!(out.status.signal(), Some(2), "{out:?}");
+    let s: Summary =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no summary ({e}): {out:?}"));
+    let r = s.of("w1");
+    assert_eq!(r.status, Status::Failed, "{r:#?}");
+    assert_eq!(
+        r.error.as_deref(),
+        Some("container \"w1\": stopped by SIGINT before taking its lock"),
+        "{r:#?}"
+    );
+    assert_eq!(TempDir::lxc_state(&lxc, "w1"), "ABSENT");
+}

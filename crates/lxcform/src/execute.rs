@@ -228,6 +228,16 @@ fn locked_names(spec: &ContainerSpec) -> Vec<&str> {
 }
 
 fn lock_error(spec: &ContainerSpec, source: std::io::Error) -> Error {
+    // A signal a caller defers stops the wait for another run's lock; nothing changed yet.
+    if let (std::io::ErrorKind::Interrupted, Some(signal)) =
+        (source.kind(), liblxc::sys::pending_signal())
+    {
+        return Error::Stopped {
+            container: spec.name.clone(),
+            signal,
+            before: "taking its lock".into(),
+        };
+    }
     Error::Io {
         container: spec.name.clone(),
         what: "lock",

@@ -712,7 +712,7 @@ impl Container {
         argv.push(ptr::null_mut());
         let f = unsafe_fn(self, op, "create", |c| c.create)?;
         let mark = log::mark();
-        let _sigpipe = sys::SigpipeDefault::new();
+        let _sigpipe = sys::SigpipeResetOnExec::new();
         let capture = StdioCapture::start().ok();
         // SAFETY: live container; every string pointer in `specs` and `argv` points into a
         // CString above that outlives the call; `argv` is NULL-terminated; liblxc does not
@@ -757,7 +757,7 @@ impl Container {
             daemonize(self.raw(), true);
             close_fds(self.raw(), true);
         }
-        let _sigpipe = sys::SigpipeDefault::new();
+        let _sigpipe = sys::SigpipeResetOnExec::new();
         let f = unsafe_fn(self, Op::Start, "start", |c| c.start)?;
         // SAFETY: live container; a NULL argv boots the container's configured init.
         let ok = unsafe { f(self.raw(), 0, ptr::null()) };
@@ -776,7 +776,6 @@ impl Container {
     /// Kills the container at once (liblxc's `stop`).
     pub fn stop(&self) -> Result<(), LxcError> {
         let mark = log::mark();
-        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Stop, "stop", |c| c.stop)?;
         // SAFETY: live container.
         let ok = unsafe { f(self.raw()) };
@@ -787,7 +786,6 @@ impl Container {
 
     /// Asks init to power off and waits up to `timeout_secs` for it; false on time-out.
     pub fn shutdown(&self, timeout_secs: i32) -> Result<bool, LxcError> {
-        let _sigpipe = sys::SigpipeDefault::new();
         let f = unsafe_fn(self, Op::Shutdown, "shutdown", |c| c.shutdown)?;
         // SAFETY: live container; plain integer argument.
         Ok(unsafe { f(self.raw(), timeout_secs) })
@@ -831,7 +829,7 @@ impl Container {
     /// Removes the container: its rootfs, its storage and its config.
     pub fn destroy(&self) -> Result<(), LxcError> {
         let mark = log::mark();
-        let _sigpipe = sys::SigpipeDefault::new();
+        let _sigpipe = sys::SigpipeResetOnExec::new();
         let f = unsafe_fn(self, Op::Destroy, "destroy", |c| c.destroy)?;
         // SAFETY: live container.
         let ok = unsafe { f(self.raw()) };
@@ -857,7 +855,7 @@ impl Container {
         if args.allow_running {
             flags |= lxc_sys::LXC_CLONE_ALLOW_RUNNING as c_int;
         }
-        let _sigpipe = sys::SigpipeDefault::new();
+        let _sigpipe = sys::SigpipeResetOnExec::new();
         let f = unsafe_fn(self, op, "clone", |c| c.clone)?;
         let mark = log::mark();
         // SAFETY: live container; all strings outlive the call; NULL pointers select liblxc's
@@ -1062,7 +1060,7 @@ impl Container {
                 list: ptr::null_mut(),
             },
         };
-        let _sigpipe = sys::SigpipeDefault::new();
+        let _sigpipe = sys::SigpipeResetOnExec::new();
         let f = unsafe_fn(self, op, "attach_run_wait", |c| c.attach_run_wait)?;
         let mark = log::mark();
         // SAFETY: live container; `options` mirrors LXC_ATTACH_OPTIONS_DEFAULT with our fds;

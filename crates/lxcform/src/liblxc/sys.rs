@@ -44,17 +44,32 @@ pub fn fs_magic(path: &Path) -> Option<i64> {
     Some(stat.f_type as i64)
 }
 
-/// Takes an exclusive `flock` on `file`, waiting for it (retrying on EINTR).
+/// Takes an exclusive `flock` on `file`, waiting for it.
+///
+/// The wait gives way to a signal that a [`DeferSignals`] recorded (the run is to stop, and
+/// nothing has changed yet): it then fails with [`std::io::ErrorKind::Interrupted`]. A
+/// blocking `flock` would not: the handlers restart it. So a lock held by another process is
+/// polled, every few milliseconds at first and then every 50.
 pub fn lock_exclusive(file: &File) -> std::io::Result<()> {
+    let mut pause = std::time::Duration::from_millis(1);
     loop {
         // SAFETY: `file` is an open descriptor for the duration of the call.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(());
         }
         let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
+        match err.raw_os_error() {
+            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+            _ => return Err(err),
         }
+        if pending_signal().is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "a signal came while waiting for the lock",
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
     }
 }
 
@@ -103,6 +118,14 @@ pub fn nudge_freezer(state_file: &Path, done: &std::sync::atomic::AtomicBool) {
 
 static PENDING_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
+/// The signal a [`DeferSignals`] recorded and nobody has taken yet, if any.
+pub fn pending_signal() -> Option<i32> {
+    match PENDING_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
 extern "C" fn record_signal(sig: libc::c_int) {
     PENDING_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
 }
@@ -144,10 +167,7 @@ impl DeferSignals {
 
     /// The signal received since deferring began, if any.
     pub fn pending(&self) -> Option<i32> {
-        match PENDING_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
-            0 => None,
-            sig => Some(sig),
-        }
+        pending_signal()
     }
 
     /// Like [`pending`](Self::pending), but the caller takes the signal over: the drop will
@@ -510,37 +530,46 @@ pub fn dev_parts(dev: u64) -> (u32, u32) {
     (libc::major(dev), libc::minor(dev))
 }
 
-/// While alive, SIGPIPE has its default action; on drop the previous one comes back.
+/// While alive, SIGPIPE is caught by a handler that does nothing; on drop the previous
+/// disposition comes back.
 ///
-/// Rust starts programs with SIGPIPE ignored, and an ignored signal, unlike a handled one,
+/// Rust starts programs with SIGPIPE ignored, and an ignored signal, unlike a caught one,
 /// survives `exec`: everything liblxc runs (templates, hooks, a container's init and its
-/// services, `container_command`) would inherit it and spin or misbehave on a closed pipe
-/// (`yes | head -1` never ends). Wrapper calls that fork hold one of these.
-pub struct SigpipeDefault {
+/// services, `container_command`) would inherit it and spin or misbehave on a closed pipe.
+/// A caught signal is reset to its default action by `exec`, so they start as under a shell;
+/// this process meanwhile still gets EPIPE from a write to a closed pipe (liblxc's own
+/// sockets to its helpers), as when ignored, rather than being killed. Wrapper calls that
+/// fork and exec hold one of these.
+pub struct SigpipeResetOnExec {
     old: libc::sigaction,
 }
 
-impl SigpipeDefault {
-    /// Sets SIGPIPE to its default action.
-    pub fn new() -> SigpipeDefault {
-        // SAFETY: a zeroed sigaction is a valid "SIG_DFL, no flags, empty mask" value.
-        let action: libc::sigaction = unsafe { std::mem::zeroed() };
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+impl SigpipeResetOnExec {
+    /// Installs the handler.
+    pub fn new() -> SigpipeResetOnExec {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is
+        // set before use.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
         // SAFETY: zeroed is a valid out-parameter value for sigaction.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are valid for the call. If it fails, `old` stays SIG_DFL and
-        // the drop sets the default, which is what this guard is for anyway.
+        // SAFETY: both pointers are valid for the call; the handler does nothing, which is
+        // async-signal-safe. If it fails, `old` stays SIG_DFL and the drop sets the default.
         unsafe { libc::sigaction(libc::SIGPIPE, &action, &mut old) };
-        SigpipeDefault { old }
+        SigpipeResetOnExec { old }
     }
 }
 
-impl Default for SigpipeDefault {
+impl Default for SigpipeResetOnExec {
     fn default() -> Self {
-        SigpipeDefault::new()
+        SigpipeResetOnExec::new()
     }
 }
 
-impl Drop for SigpipeDefault {
+impl Drop for SigpipeResetOnExec {
     fn drop(&mut self) {
         // SAFETY: `old` is the disposition sigaction returned; restoring it.
         unsafe { libc::sigaction(libc::SIGPIPE, &self.old, std::ptr::null_mut()) };
