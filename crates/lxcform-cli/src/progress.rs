@@ -71,13 +71,18 @@ impl Progress {
                 line = Some(self.finished_line(index, result));
             }
             Event::Tick => {}
-            Event::Interrupted { signal } => {
-                line = Some(format!(
-                    "{} no more containers start; waiting for the {} running",
-                    self.paint
-                        .red(&format!("stopping on {}:", signal_name(signal))),
-                    self.running.len()
-                ));
+            Event::Interrupted { signal, again } => {
+                let stopping = self
+                    .paint
+                    .red(&format!("stopping on {}:", signal_name(signal)));
+                let n = self.running.len();
+                line = Some(if again {
+                    format!(
+                        "{stopping} passed to what the {n} running are running; waiting for them"
+                    )
+                } else {
+                    format!("{stopping} no more containers start; waiting for the {n} running to finish their step")
+                });
             }
         }
         let mut err = std::io::stderr().lock();

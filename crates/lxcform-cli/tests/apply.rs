@@ -396,6 +396,14 @@ containers:
                 Status::Skipped => assert_eq!(state, "ABSENT", "{c:#?}"),
                 Status::Failed => {
                     assert!(state == "ABSENT" || state == "RUNNING", "{state}: {c:#?}");
+                    // The first signal does not reach templates: no create is cut short.
+                    assert!(
+                        c.error
+                            .as_deref()
+                            .unwrap_or_default()
+                            .contains("stopped by"),
+                        "{c:#?}"
+                    );
                     // The child reported before it ended by the signal: what stopped it, and
                     // the state it left.
                     assert_eq!(c.signal, Some(number), "{c:#?}");
@@ -511,10 +519,10 @@ fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
     assert_eq!(TempDir::lxc_state(&lxc, "slow1"), "RUNNING");
 }
 
-/// A second signal while the running containers finish their step is answered (what is
-/// being waited for), and the run still ends by the first one once they are done.
+/// The first signal lets a running step finish (here `container_command`, which does not see
+/// it); a second one reaches what the step runs, and interrupts it. The run ends by the first.
 #[test]
-fn a_second_signal_is_answered_while_the_running_ones_finish() {
+fn a_first_signal_lets_the_step_finish_and_a_second_interrupts_it() {
     use std::os::unix::process::ExitStatusExt;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -523,40 +531,64 @@ fn a_second_signal_is_answered_while_the_running_ones_finish() {
     }
     let dir = TempDir::new("signal2");
     let lxc = dir.sub("lxc");
-    let file = dir.manifest(
-        "m.yml",
-        &format!(
-            "defaults:\n  template: busybox\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: busy1\n    container_command: \"trap '' INT TERM; sleep 3\"\n"
-        ),
-    );
-    let child = Command::new(manifest_harness::BIN)
-        .args(["apply", &file])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Once the command runs inside (the container is up), signal twice; the command ignores
-    // both (the signals reach it too, as on a terminal), so the child is still busy.
-    let t0 = Instant::now();
-    while TempDir::lxc_state(&lxc, "busy1") != "RUNNING" {
-        assert!(t0.elapsed() < Duration::from_secs(60), "never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    for signal in ["-INT", "-TERM"] {
-        assert!(Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success());
+    let run = |name: &str, signals: &[&str]| {
+        let file = dir.manifest(
+            &format!("{name}.yml"),
+            &format!(
+                "defaults:\n  template: busybox\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: {name}\n    container_command: \"sleep 2; echo done\"\n"
+            ),
+        );
+        let child = Command::new(manifest_harness::BIN)
+            .args(["apply", &file, "--json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the command runs inside (the container is up), signal.
+        let t0 = Instant::now();
+        while TempDir::lxc_state(&lxc, name) != "RUNNING" {
+            assert!(t0.elapsed() < Duration::from_secs(60), "never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         std::thread::sleep(Duration::from_millis(300));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+        for signal in signals {
+            assert!(Command::new("kill")
+                .args([*signal, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.signal(), Some(2), "ends by the first: {out:?}");
+        let s: Summary = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("no summary ({e}): {out:?}"));
+        (s, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    let (s, stderr) = run("once1", &["-INT"]);
+    let r = s.of("once1");
+    assert_eq!(r.status, Status::Changed, "the step finished: {r:#?}");
+    assert_eq!(
+        r.command.as_ref().map(|c| c.stdout.as_str()),
+        Some("done\n")
+    );
+    assert_eq!(r.signal, Some(2), "{r:#?}");
     assert!(stderr.contains("stopping on SIGINT"), "{stderr}");
-    assert!(stderr.contains("stopping on SIGTERM"), "{stderr}");
-    assert_eq!(out.status.signal(), Some(2), "{out:?}");
+
+    let (s, stderr) = run("twice1", &["-INT", "-TERM"]);
+    let r = s.of("twice1");
+    assert_eq!(r.status, Status::Failed, "{r:#?}");
+    assert_eq!(
+        r.command.as_ref().map(|c| c.rc),
+        Some(143),
+        "SIGTERM ended it: {r:#?}"
+    );
+    assert!(
+        stderr.contains("stopping on SIGTERM: passed to what"),
+        "{stderr}"
+    );
 }
 
 /// A signal while a child waits for another run's lock stops it there, at once and with

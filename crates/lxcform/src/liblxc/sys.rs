@@ -132,7 +132,7 @@ extern "C" fn record_signal(sig: libc::c_int) {
 
 /// Signals that would end the process in the middle of a step that must be undone or
 /// finished first.
-const DEFERRED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+pub const DEFERRED: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// While alive, SIGINT, SIGTERM and SIGHUP are recorded instead of ending the process; on
 /// drop the previous handlers come back and a recorded signal is raised again, so the process
@@ -203,6 +203,37 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGABRT => "SIGABRT".to_string(),
         _ => format!("signal {sig}"),
     }
+}
+
+/// Waits until child `pid` has ended, without reaping it: while it is a zombie neither its pid
+/// nor its process group id can be taken by another process. Returns the signal that ended
+/// it, if one did.
+pub fn wait_ended_unreaped(pid: u32) -> std::io::Result<Option<i32>> {
+    let id = libc::id_t::from(pid);
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid fills it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is valid for writes; WNOWAIT leaves the child to be reaped later.
+        let rc = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            return Ok(match info.si_code {
+                // SAFETY: for CLD_KILLED and CLD_DUMPED, si_status holds the signal.
+                libc::CLD_KILLED | libc::CLD_DUMPED => Some(unsafe { info.si_status() }),
+                _ => None,
+            });
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Sends `sig` to process `pid`.
+pub fn signal_process(pid: u32, sig: i32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: kill has no memory-safety preconditions.
+    check(unsafe { libc::kill(pid, sig) })
 }
 
 /// Sends `sig` to the process group `pgid` (a child started as the leader of its own group).

@@ -57,6 +57,7 @@ impl Report {
                 steps: o.steps.iter().map(ToString::to_string).collect(),
                 state: o.facts.state.to_string(),
                 warnings: o.warnings,
+                command: o.command,
                 ..Report::default()
             },
             Err(e) => Report {
@@ -178,11 +179,12 @@ pub enum Event<'a> {
     },
     /// Nothing ended for a while (every 100 ms), to redraw timers.
     Tick,
-    /// A signal stopped the run: the running entries were passed it and are waited for
-    /// (sent again for each further signal while they finish).
+    /// A signal stopped the run: the running entries were passed it and are waited for.
     Interrupted {
         /// The signal.
         signal: i32,
+        /// Not the first: it went to what the running steps run, too.
+        again: bool,
     },
 }
 
@@ -227,10 +229,12 @@ fn report_of(output: std::io::Result<Output>) -> Report {
     }
 }
 
-/// Waits for a child and collects its output. A child killed by a signal (SIGKILL, the OOM
-/// killer) could not clean up: what it ran in its process group (a template) is killed too,
-/// rather than left to go on writing into a container directory, and holding the child's
-/// pipes open. The next run removes what such a create left (see [`crate::Observed`]).
+/// Waits for a child and collects its output. A child killed by a signal it does not handle
+/// (SIGKILL, the OOM killer, a crash) could not clean up: what it ran in its process group (a
+/// template) is killed too, rather than left to go on writing into a container directory.
+/// The next run removes what such a create left (see [`crate::Observed`]). A child that ended
+/// by SIGINT, SIGTERM or SIGHUP did so on purpose, after its report: its group is left alone
+/// (what `container_command` started in the background stays).
 fn wait_for(mut proc: std::process::Child) -> std::io::Result<Output> {
     let pid = proc.id();
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
@@ -244,10 +248,11 @@ fn wait_for(mut proc: std::process::Child) -> std::io::Result<Output> {
     };
     let stdout = drain(proc.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(proc.stderr.take().map(|p| Box::new(p) as _));
-    let status = proc.wait()?;
-    if status.signal().is_some() {
+    // Killed before the child is reaped, while its group id is still its own.
+    if sys::wait_ended_unreaped(pid)?.is_some_and(|sig| !sys::DEFERRED.contains(&sig)) {
         let _ = sys::signal_group(pid, libc::SIGKILL);
     }
+    let status = proc.wait()?;
     Ok(Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
@@ -342,8 +347,10 @@ fn finish(
 ///
 /// SIGINT, SIGTERM and SIGHUP stop the run: no entry starts after one, the running children
 /// are passed it (each stops after its current step, removing a container it created and
-/// never started) and waited for, and the entries not started are skipped. The summary says
-/// which signal it was, for the caller to end by it once it has reported.
+/// never started, and reports) and waited for, and the entries not started are skipped. A
+/// further signal goes to the children's process groups: what their steps run (a template,
+/// `container_command`) is interrupted too. The summary says which signal it was, for the
+/// caller to end by it once it has reported.
 pub fn apply(
     manifest: &Manifest,
     jobs: usize,
@@ -362,15 +369,19 @@ pub fn apply(
 
     while !sched.is_done() {
         if let Some(sig) = signals.take() {
-            // A further signal changes nothing (the children finish their step either way),
-            // but is answered, so that the user sees what is being waited for.
-            if interrupted.is_none() {
-                interrupted = Some(sig);
-                for &pid in running.values() {
-                    let _ = sys::signal_group(pid, sig);
-                }
+            // The first signal reaches the children only: each finishes its current step
+            // (a template runs to its end) and stops. A further one reaches their process
+            // groups, so what the steps run (a template, container_command) hears it too.
+            let again = interrupted.is_some();
+            interrupted.get_or_insert(sig);
+            for &pid in running.values() {
+                let _ = if again {
+                    sys::signal_group(pid, sig)
+                } else {
+                    sys::signal_process(pid, sig)
+                };
             }
-            on_event(Event::Interrupted { signal: sig });
+            on_event(Event::Interrupted { signal: sig, again });
         }
         while interrupted.is_none() && running.len() < jobs.max(1) {
             let Some(i) = sched.next() else { break };
