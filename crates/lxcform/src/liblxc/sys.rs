@@ -183,9 +183,15 @@ impl DeferSignals {
 /// Ends the process by signal `sig` under its default action, as if it had never been
 /// caught; exits with 128 + `sig` where that action is to ignore it.
 pub fn die_by_signal(sig: i32) -> ! {
-    // SAFETY: resetting a disposition and raising a signal in our own process.
+    // SAFETY: resetting a disposition, unblocking the signal in this thread (apply blocks
+    // SIGPIPE in its own) and raising it in our own process; `set` is initialised by
+    // sigemptyset before use.
     unsafe {
         libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
     }
     std::process::exit(128 + sig)
