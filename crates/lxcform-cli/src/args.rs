@@ -221,7 +221,9 @@ impl SpecFlags {
 
 /// The lxc_path given, or liblxc's default.
 pub fn lxc_path(given: Option<PathBuf>) -> PathBuf {
-    given.unwrap_or_else(lxcform::liblxc::default_lxc_path)
+    given.map_or_else(lxcform::liblxc::default_lxc_path, |p| {
+        lxcform::spec::normalize_path(&p)
+    })
 }
 
 /// Parses a text argument. clap's own check says only "invalid UTF-8 was detected in one or

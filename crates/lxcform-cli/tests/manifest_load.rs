@@ -250,4 +250,8 @@ containers:
     // From another directory, the same container: nothing to do.
     let plan: Plan = lxcform_in("/", &["plan", &file, "--json"]).code(0).json();
     assert_eq!((plan.changes, plan.unchanged), (0, 1), "{plan:#?}");
+    // The CLI spells `../lp` from `elsewhere` as the manifest does: it sees it running.
+    let facts = lxcform_in(&elsewhere, &["facts", &name, "-P", "../lp", "--json"]).code(0);
+    assert!(facts.stdout.contains("\"running\""), "{facts:#?}");
+    lxcform_in(&elsewhere, &["ensure", &name, "-P", "../lp/", "--json"]).code(0);
 }

@@ -406,12 +406,9 @@ pub fn parse_size(option: &'static str, value: &str) -> Result<u64, SpecError> {
     Ok(bytes as u64)
 }
 
-/// `~` expanded, made absolute (liblxc cannot start a container in a relative lxc_path), and
-/// spelled one way: without `//`, `/./` or a trailing `/` — liblxc names a container's command
-/// socket after the lxc_path as written, so `/srv/lxc/` and `/srv/lxc` would be two places
-/// to it. Symlinks and `..` are left as they are: resolving them would move containers that
-/// `lxc-*` tools know under the path as given.
-fn expand_path(p: &Path) -> PathBuf {
+/// A path option as lxcform uses it: `~` expanded, then [`absolute_in`] the current
+/// directory (liblxc cannot start a container in a relative lxc_path).
+pub fn normalize_path(p: &Path) -> PathBuf {
     let home = p
         .to_str()
         .filter(|s| *s == "~" || s.starts_with("~/"))
@@ -420,11 +417,36 @@ fn expand_path(p: &Path) -> PathBuf {
             Some(PathBuf::from(home).join(s.trim_start_matches('~').trim_start_matches('/')))
         });
     let p = home.unwrap_or_else(|| p.to_path_buf());
-    let p = match std::env::current_dir() {
-        Ok(cwd) if p.is_relative() => cwd.join(p),
-        _ => p,
+    match std::env::current_dir() {
+        Ok(cwd) => absolute_in(&cwd, &p),
+        Err(_) => absolute_in(Path::new("/"), &p),
+    }
+}
+
+/// `p` made absolute from `base` (a real path, as the current directory and a manifest's
+/// directory are) and spelled one way, since liblxc names a container's command socket after
+/// the lxc_path as written: `/srv/lxc/` and `/srv/lxc` would be two places to it.
+///
+/// `.`, `//` and a trailing `/` go. A `..` at the start of a relative `p` is `base`'s parent;
+/// any other `..` stays, as after a symlink it means something else (resolving symlinks would
+/// move containers that `lxc-*` tools know under the path as given).
+pub fn absolute_in(base: &Path, p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut parts = p
+        .components()
+        .filter(|c| *c != Component::CurDir)
+        .peekable();
+    let mut out = if p.is_absolute() {
+        PathBuf::new()
+    } else {
+        let mut joined: PathBuf = base.components().collect();
+        while parts.next_if_eq(&Component::ParentDir).is_some() {
+            joined.pop();
+        }
+        joined
     };
-    p.components().collect()
+    out.extend(parts);
+    out
 }
 
 fn check_path(option: &'static str, p: &Path) -> Result<PathBuf, SpecError> {
@@ -437,7 +459,7 @@ fn check_path(option: &'static str, p: &Path) -> Result<PathBuf, SpecError> {
     if bytes.contains(&0) {
         return Err(SpecError::invalid(option, &shown, "contains a NUL byte"));
     }
-    Ok(expand_path(p))
+    Ok(normalize_path(p))
 }
 
 fn non_empty(option: &'static str, v: Option<String>) -> Result<Option<String>, SpecError> {
@@ -795,9 +817,16 @@ mod tests {
     #[test]
     fn paths_are_absolute_and_spelled_one_way() {
         let cwd = std::env::current_dir().unwrap();
-        assert_eq!(expand_path(Path::new("rel/dir/")), cwd.join("rel/dir"));
-        assert_eq!(expand_path(Path::new("/a//b/./c/")), Path::new("/a/b/c"));
-        assert_eq!(expand_path(Path::new("/a/../b")), Path::new("/a/../b"));
+        assert_eq!(normalize_path(Path::new("rel/dir/")), cwd.join("rel/dir"));
+        assert_eq!(normalize_path(Path::new("/a//b/./c/")), Path::new("/a/b/c"));
+        assert_eq!(normalize_path(Path::new("/a/../b")), Path::new("/a/../b"));
+        let base = Path::new("/m/sub");
+        assert_eq!(absolute_in(base, Path::new("../lp")), Path::new("/m/lp"));
+        assert_eq!(
+            absolute_in(base, Path::new("./x/../y/")),
+            Path::new("/m/sub/x/../y")
+        );
+        assert_eq!(absolute_in(base, Path::new("../../../..")), Path::new("/"));
         let mut a = args("c");
         a.lxc_path = Some("/srv/lxc/".into());
         assert_eq!(a.validate().unwrap().lxc_path, Path::new("/srv/lxc"));

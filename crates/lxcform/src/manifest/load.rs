@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -250,20 +250,8 @@ fn resolve(option: &str, value: &mut Value, base: &Path) {
     if !is_path || home || s.is_empty() || Path::new(s.as_str()).is_absolute() {
         return;
     }
-    // One path string per directory: liblxc names a container's command socket after its
-    // lxc_path's text, so `/m/../lp` and `/lp` would not see each other's running containers.
-    // `..` right after the manifest's directory (a real path) is its parent; a later `..`
-    // stays, as behind a symlink it means something else. `.` and a trailing `/` go.
-    let mut joined = base.to_path_buf();
-    let mut parts = Path::new(s.as_str())
-        .components()
-        .filter(|c| *c != Component::CurDir)
-        .peekable();
-    while parts.next_if_eq(&Component::ParentDir).is_some() {
-        joined.pop();
-    }
-    joined.extend(parts);
-    if let Some(j) = joined.to_str() {
+    // Spelled as the CLI and the module spell a path given relative to the current directory.
+    if let Some(j) = crate::spec::absolute_in(base, Path::new(s.as_str())).to_str() {
         *s = j.to_string();
     }
 }
