@@ -27,12 +27,18 @@ fn main() -> ExitCode {
         )));
         std::process::exit(1);
     }));
+    // A signal (Ansible's timeout, a Ctrl-C) stops the run between two steps; the result is
+    // still printed, then the module ends by the signal.
+    let signals = lxcform::liblxc::sys::DeferSignals::new();
     let mut params = None;
     let (result, ok) = match run(&mut params) {
         Ok(v) => (v, true),
         Err(v) => (v, false),
     };
     print(&output::with_invocation(result, params));
+    if let Some(sig) = signals.take() {
+        lxcform::liblxc::sys::die_by_signal(sig);
+    }
     if ok {
         ExitCode::SUCCESS
     } else {

@@ -785,3 +785,53 @@ fn an_inherited_descriptor_does_not_reach_the_container() {
         "the host's / reached the container as fd 77: {fds}"
     );
 }
+
+/// Stopped by a signal (Ansible's timeout, say), the module still answers with one JSON
+/// object — where it stopped, what the command did — and then ends by the signal.
+#[test]
+fn a_signal_is_answered_in_json_then_ends_the_module() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(lxc) = LxcPath::new("a_signal_is_answered_in_json_then_ends_the_module") else {
+        return;
+    };
+    let args = json!({"name": "sig1", "template": "busybox", "lxc_path": lxc.path(),
+        "container_config": "lxc.net.0.type=empty", "state": "stopped",
+        "container_command": "sleep 2; echo slept"});
+    let file = unique("lxc_container-args");
+    std::fs::write(&file, args.to_string()).unwrap();
+    let child = Command::new(BIN)
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let running = || {
+        Command::new("lxc-info")
+            .args(["-P", lxc.path(), "-n", "sig1", "-sH"])
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"RUNNING"))
+    };
+    while !running() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill with a child's pid has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{out:?}");
+    let r: ModuleResult = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r.failed, "{r:?}");
+    assert!(
+        r.msg
+            .as_deref()
+            .unwrap_or_default()
+            .contains("stopped by SIGTERM before stop"),
+        "{r:?}"
+    );
+    assert_eq!(r.stdout.as_deref(), Some("slept\n"), "{r:?}");
+}

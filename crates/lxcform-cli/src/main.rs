@@ -53,7 +53,20 @@ fn dispatch() -> u8 {
         Command::Converge => return apply::converge_child(),
         other => other,
     };
-    match run(command, json) {
+    // A signal stops the run between two steps (see `ensure`); what was done is still
+    // reported, then the process ends by the signal.
+    let signals = lxcform::liblxc::sys::DeferSignals::new();
+    let code = report(run(command, json), json);
+    if let Some(sig) = signals.take() {
+        out::flush();
+        lxcform::liblxc::sys::die_by_signal(sig);
+    }
+    code
+}
+
+/// Prints a run's error, if any; the exit code.
+fn report(result: Result<(), Error>, json: bool) -> u8 {
+    match result {
         Ok(()) => 0,
         Err(e) => {
             if json {

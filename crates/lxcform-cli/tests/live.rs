@@ -1032,3 +1032,57 @@ fn a_command_with_state_absent_is_ignored_with_a_warning() {
     assert!(o.command.is_none(), "{o:?}");
     assert_eq!(lxc.lxc_state(&name), "ABSENT");
 }
+
+/// `ensure` stopped by a signal finishes its current step, says where it stopped (the same
+/// JSON as any failure), then ends by the signal.
+#[test]
+fn ensure_stopped_by_a_signal_reports_then_ends_by_it() {
+    use std::os::unix::process::ExitStatusExt;
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("ensure-sig");
+    let name = unique("ensure-sig");
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["ensure", &name])
+        .args(lxc.arg())
+        .args(["-t", "busybox", NO_NET, "--state", "stopped"])
+        .args(["--command", "sleep 2; echo slept", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while lxc.lxc_state(&name) != "RUNNING" {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.signal(), Some(15), "{out:?}");
+    let failure: Failure =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no report ({e}): {out:?}"));
+    assert!(
+        failure.msg.ends_with("stopped by SIGTERM before stop"),
+        "{failure:?}"
+    );
+    assert_eq!(
+        failure.command.as_ref().map(|c| c.stdout.as_str()),
+        Some("slept\n"),
+        "the step under way finished"
+    );
+    assert_eq!(
+        lxc.lxc_state(&name),
+        "RUNNING",
+        "the steps after it did not run"
+    );
+}

@@ -78,6 +78,8 @@ pub enum Error {
         signal: i32,
         /// The step that did not run.
         before: String,
+        /// What `container_command` did, when it ran before the stop.
+        command: Option<CommandResult>,
     },
     /// The container does not exist (for operations that need it).
     #[error("container {container:?} does not exist in {}", lxc_path.display())]
@@ -102,6 +104,7 @@ impl Error {
     pub fn command(&self) -> Option<&CommandResult> {
         match self {
             Error::Command { result, .. } => Some(result),
+            Error::Stopped { command, .. } => command.as_ref(),
             _ => None,
         }
     }

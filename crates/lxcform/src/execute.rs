@@ -236,6 +236,7 @@ fn lock_error(spec: &ContainerSpec, source: std::io::Error) -> Error {
             container: spec.name.clone(),
             signal,
             before: "taking its lock".into(),
+            command: None,
         };
     }
     Error::Io {
@@ -333,6 +334,7 @@ fn run_steps(
                 container: spec.name.clone(),
                 signal,
                 before: step.to_string(),
+                command: done.command.take(),
             });
         }
         match step {
