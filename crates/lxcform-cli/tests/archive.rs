@@ -1142,3 +1142,37 @@ fn lvm_and_zfs_views_snapshot_mount_and_clean_up() {
         fs::write(lxc.config_file(&name), original).unwrap();
     }
 }
+
+/// A restore onto loop keeps the image it made, whatever the archive holds of the same name:
+/// an archived `./rootdev` (the Python module archives a loop container's image with it) is
+/// never written over the new, mounted one.
+#[test]
+fn an_archived_rootdev_never_replaces_the_new_loop_image() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("arc-rootdev");
+    let name = busybox(&lxc, "arc-rootdev", &[]);
+    let src = lxc.path().join("src");
+    fs::create_dir_all(src.join("rootfs/bin")).unwrap();
+    fs::copy(lxc.config_file(&name), src.join("config")).unwrap();
+    fs::write(src.join("rootdev"), "not an image\n").unwrap();
+    fs::write(src.join("rootfs/bin/x"), "x\n").unwrap();
+    let archive = lxc.path().join("rootdev.tar");
+    sh(&format!(
+        "set -e; tar --directory={} -cf {} .",
+        src.display(),
+        archive.display()
+    ));
+    let new = unique("arc-rootdev-r");
+    restore(&lxc, &archive, &new, &["-B", "loop", "--fs-size", "64M"]);
+    let image = lxc.path().join(&new).join("rootdev");
+    assert_eq!(
+        fs::metadata(&image).unwrap().len(),
+        64 << 20,
+        "the image was replaced"
+    );
+    let fsck = run_program("e2fsck", [OsStr::new("-fn"), image.as_os_str()]);
+    assert_eq!(fsck.code, 0, "{fsck:#?}");
+    lxc.ensure(&new, &["--state", "absent"]);
+}

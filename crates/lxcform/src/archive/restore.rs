@@ -5,9 +5,9 @@
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::thread::JoinHandle;
@@ -456,9 +456,20 @@ fn read_archive(
     let mut entries = 0u64;
     let mut skipped = 0u64;
     let mut notes = Vec::new();
+    // A new file only: what is in the directory already is the new store's (a mounted loop
+    // image, an overlay's layer), which an archive's file of the same name must not replace.
     let write_file = |f: &[u8], data: &[u8], mode: u32| -> Result<(), Error> {
         let path = dir.join(OsStr::from_bytes(f));
-        fs::write(&path, data).map_err(io_at("write", &path))?;
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o7777)
+            .open(&path)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            other => other.map_err(io_at("write", &path))?,
+        };
+        file.write_all(data).map_err(io_at("write", &path))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
             .map_err(io_at("write", &path))
     };
@@ -492,8 +503,11 @@ fn read_archive(
                 pending.clear();
             }
         }
-        let container_file =
-            |f: &[u8]| e.kind == Some(Kind::File) && layout::is_container_file_archived(f, None);
+        // liblxc names every loop image `rootdev`: one in an archive (the Python module's of
+        // a loop container) is an image, not a file of the container, whatever the new store.
+        let container_file = |f: &[u8]| {
+            e.kind == Some(Kind::File) && layout::is_container_file_archived(f, Some(b"rootdev"))
+        };
         match place {
             layout::Place::Top => {}
             layout::Place::Config => {
