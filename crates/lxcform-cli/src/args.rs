@@ -110,7 +110,7 @@ pub struct SpecFlags {
     /// Container name.
     #[arg(value_parser = utf8())]
     pub name: String,
-    /// started, stopped, restarted, frozen, absent [default: started].
+    /// started, stopped, restarted, frozen, absent, clone [default: started].
     #[arg(long, value_parser = utf8())]
     pub state: Option<String>,
     /// Template to create the container with [default: ubuntu].

@@ -56,14 +56,9 @@ pub fn command_lines(c: &CommandResult) -> Vec<String> {
     lines
 }
 
-/// Why an `apply` entry failed or was skipped, to follow its status word: the error, without
-/// the `skipped: ` that the library put before a skip's reason until it gave the bare reason.
+/// Why an `apply` entry failed or was skipped, to follow its status word.
 pub fn reason(r: &EntryResult) -> &str {
-    let error = r.report.error.as_deref().unwrap_or("");
-    match r.status {
-        Status::Skipped => error.strip_prefix("skipped: ").unwrap_or(error),
-        Status::Ok | Status::Changed | Status::Failed => error,
-    }
+    r.report.error.as_deref().unwrap_or("")
 }
 
 /// The lines to show under a failed `apply` entry: its command's status and output when the
@@ -125,19 +120,6 @@ mod tests {
             },
             seconds: 0.0,
         }
-    }
-
-    #[test]
-    fn a_skip_reason_is_the_same_with_or_without_the_old_prefix() {
-        for error in ["waits for web1", "skipped: waits for web1"] {
-            assert_eq!(
-                reason(&entry(Status::Skipped, error, None)),
-                "waits for web1"
-            );
-        }
-        // Only a skip's reason loses it: a failure's message is quoted whole.
-        let failed = entry(Status::Failed, "skipped: the word", None);
-        assert_eq!(reason(&failed), "skipped: the word");
     }
 
     #[test]

@@ -435,6 +435,17 @@ fn missing_template_fails_before_the_host_is_touched() {
 }
 
 #[test]
+fn a_template_that_is_not_executable_fails_before_the_host_is_touched() {
+    let f = Fixture::new("template-noexec");
+    let template = std::env::temp_dir().join(format!("lxcform-noexec-{}", unique("t")));
+    fs::write(&template, "#!/bin/sh\nexit 0\n").unwrap();
+    let mut args = f.ensure("newone", &[]);
+    args[5] = template.clone().into();
+    f.rejects(args, FAILED, &["cannot run the template", "not executable"]);
+    let _ = fs::remove_file(&template);
+}
+
+#[test]
 fn btrfs_store_outside_btrfs_fails_before_the_host_is_touched() {
     if !is_root() {
         common::skip(format_args!("SKIP: needs root"));

@@ -135,7 +135,7 @@ pub fn parse_lines(raw: &[String]) -> Result<(Vec<ConfigLine>, Vec<String>), Spe
         }
         if let Some(new) = modern_key(&key) {
             warnings.push(format!(
-                "container_config: {key} is called {new} since LXC 3; using {new}"
+                "container_config: {key} is called {new} since LXC 2.1; using {new}"
             ));
             key = new;
         }

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::ArchiveInfo;
@@ -469,6 +470,18 @@ fn preflight(spec: &ContainerSpec, plan: &Plan) -> Result<(), Error> {
                         container: spec.name.clone(),
                         template: spec.template.clone(),
                         looked,
+                    });
+                }
+                // liblxc runs it, so it must be executable (liblxc checks X_OK too).
+                if fs::metadata(&looked).is_ok_and(|m| m.permissions().mode() & 0o111 == 0) {
+                    return Err(Error::Io {
+                        container: spec.name.clone(),
+                        what: "run the template",
+                        path: looked,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            "it is not executable",
+                        ),
                     });
                 }
                 if let Some(config) = &spec.config {

@@ -281,6 +281,13 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
             if let Some(e) = occupied(&have, &cs.name) {
                 return Err(e);
             }
+            if have.unfinished {
+                return Err(fail(format!(
+                    "{} was left half-made by a create that was cut off; ensure it with state \
+                     absent first",
+                    cs.name
+                )));
+            }
             let origin_store = observed.store.unwrap_or(spec.storage.store);
             let method = clone_method(origin_store, cs.store, cs.snapshot).map_err(fail)?;
             Some((cs, method, have))
@@ -500,6 +507,31 @@ mod tests {
             store: (state != Current::Absent).then_some(Store::Dir),
             ..Observed::absent()
         }
+    }
+
+    #[test]
+    fn an_unfinished_container_is_removed_then_made_anew_but_an_unfinished_clone_is_refused() {
+        let left = Observed {
+            unfinished: true,
+            ..Observed::absent()
+        };
+        let p = plan(&spec("stopped"), &left);
+        assert_eq!(p.steps[..2], [RemoveUnfinished, Create]);
+        let p = plan(&spec("absent"), &left);
+        assert_eq!(p.steps, [RemoveUnfinished]);
+        let mut s = spec("started");
+        s.clone = Some(crate::spec::CloneSpec {
+            name: "c2".into(),
+            snapshot: false,
+            store: None,
+            fs_size: None,
+        });
+        let o = Observed {
+            clone: Some(Box::new(left)),
+            ..observed(Current::Running)
+        };
+        let e = super::plan(&s, &o).unwrap_err();
+        assert!(e.reason.contains("c2 was left half-made"), "{e}");
     }
 
     const CURRENT: [Current; 4] = [

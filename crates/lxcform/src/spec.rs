@@ -547,7 +547,7 @@ impl SpecArgs {
         let wrong: Vec<&str> = wrong.into_iter().filter(|o| !clone_size_ok(o)).collect();
         if !wrong.is_empty() {
             let message = format!(
-                "{} cannot be used with backing_store {}; it applies to {}",
+                "{} cannot be used with backing_store {}: {}",
                 wrong.join(", "),
                 store.as_str(),
                 wrong
@@ -626,6 +626,21 @@ impl SpecArgs {
             }
             None => None,
         };
+        // The store names a volume or dataset after the container (or the clone it makes);
+        // a name it cannot hold would fail halfway, in liblxc.
+        let (named_option, named) = match &clone {
+            Some(c) if c.store.is_some() => ("clone_name", Some(c.name.as_str())),
+            Some(_) => ("clone_name", None),
+            None if storage.lv_name.is_some() => ("name", None),
+            None => ("name", Some(name.as_str())),
+        };
+        if let Some(bad) = named.and_then(|n| n.chars().find(|c| info.name_refuses.contains(*c))) {
+            return Err(SpecError::invalid(
+                named_option,
+                named.unwrap_or_default(),
+                format!("a {store} volume or dataset is named after it and cannot hold {bad:?}"),
+            ));
+        }
         let compression =
             Compression::parse(self.archive_compression.as_deref().unwrap_or("gzip"))?;
         let archive_path = self
@@ -830,6 +845,32 @@ mod tests {
         let mut a = args("c");
         a.lxc_path = Some("/srv/lxc/".into());
         assert_eq!(a.validate().unwrap().lxc_path, Path::new("/srv/lxc"));
+    }
+
+    #[test]
+    fn names_a_store_names_a_volume_after_must_fit_it() {
+        let on = |name: &str, store: &str| {
+            let mut a = args(name);
+            a.backing_store = Some(store.into());
+            a.validate()
+        };
+        assert!(on("a@b", "dir").is_ok());
+        let e = on("a@b", "lvm").unwrap_err().to_string();
+        assert!(
+            e.contains("invalid name \"a@b\"") && e.contains("lvm"),
+            "{e}"
+        );
+        assert!(on("a+b", "lvm").is_ok());
+        assert!(on("a+b", "zfs").is_err());
+        let mut a = args("a@b");
+        a.backing_store = Some("lvm".into());
+        a.lv_name = Some("ab".into());
+        assert!(a.validate().is_ok(), "lv_name names the volume");
+        let mut a = args("web");
+        a.clone_name = Some("web+1".into());
+        a.backing_store = Some("zfs".into());
+        let e = a.validate().unwrap_err().to_string();
+        assert!(e.contains("invalid clone_name"), "{e}");
     }
 
     #[test]

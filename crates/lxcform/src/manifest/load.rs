@@ -840,7 +840,7 @@ containers:
         );
         assert_eq!(
             p,
-            ["m.yml:7:14: b: fs_size cannot be used with backing_store dir; it applies to fs_size: loop, lvm"]
+            ["m.yml:7:14: b: fs_size cannot be used with backing_store dir: fs_size is for loop, lvm"]
         );
     }
 
@@ -849,7 +849,7 @@ containers:
         let p = problems("containers:\n  - name: a\n    lxc_path: /tmp/x\n    vg_name: foo\n");
         assert_eq!(
             p,
-            ["m.yml:4:14: a: vg_name cannot be used with backing_store dir; it applies to vg_name: lvm"]
+            ["m.yml:4:14: a: vg_name cannot be used with backing_store dir: vg_name is for lvm"]
         );
         // Two of them: the first in the file.
         let p = problems(

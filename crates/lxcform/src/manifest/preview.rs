@@ -321,6 +321,8 @@ mod tests {
         if !path.exists() {
             std::fs::write(&path, "#!/bin/sh\nexit 1\n").unwrap();
         }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path.display().to_string()
     }
 

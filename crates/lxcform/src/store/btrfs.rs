@@ -27,5 +27,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: true,
     snapshot_store: Some(Store::Btrfs),
     snapshot_pins_origin: false,
+    name_refuses: "",
     host_check,
 };

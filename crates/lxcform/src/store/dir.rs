@@ -18,5 +18,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: false,
     snapshot_store: Some(Store::Overlay),
     snapshot_pins_origin: false,
+    name_refuses: "",
     host_check,
 };

@@ -22,5 +22,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: false,
     snapshot_store: None,
     snapshot_pins_origin: false,
+    name_refuses: "",
     host_check,
 };

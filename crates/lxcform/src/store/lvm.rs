@@ -29,5 +29,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: true,
     snapshot_store: Some(Store::Lvm),
     snapshot_pins_origin: true,
+    name_refuses: "@",
     host_check,
 };

@@ -86,6 +86,9 @@ pub struct StoreInfo {
     /// exists (overlay: the origin is its lower layer; lvm: a classic snapshot). Thin LVM
     /// snapshots do not, but which kind a volume is shows only on the host.
     pub snapshot_pins_origin: bool,
+    /// Characters a container name cannot hold on this store, which names a volume or a
+    /// dataset after it (lvm: `@`; zfs: `+` and `@`).
+    pub name_refuses: &'static str,
     /// Checks that this host can hold the store in `lxc_path`; the error says why not.
     pub host_check: fn(lxc_path: &Path) -> Result<(), String>,
 }
@@ -213,14 +216,14 @@ pub fn clone_method(
     })
 }
 
-/// "lvm, loop" — the stores an option applies to, for error messages.
+/// "vg_name is for lvm" — the stores an option applies to, for error messages.
 pub fn stores_with(option: &str) -> String {
     let names: Vec<&str> = TABLE
         .iter()
         .filter(|i| i.options.iter().any(|o| o.as_str() == option))
         .map(|i| i.lxc_name)
         .collect();
-    format!("{option}: {}", names.join(", "))
+    format!("{option} is for {}", names.join(", "))
 }
 
 /// Whether the filesystem holding `path` (or its nearest existing parent) has this magic.

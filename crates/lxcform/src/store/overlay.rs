@@ -34,5 +34,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: false,
     snapshot_store: Some(Store::Overlay),
     snapshot_pins_origin: true,
+    name_refuses: "",
     host_check,
 };

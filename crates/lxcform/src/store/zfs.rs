@@ -22,5 +22,6 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: true,
     snapshot_store: Some(Store::Zfs),
     snapshot_pins_origin: false,
+    name_refuses: "+@",
     host_check,
 };
