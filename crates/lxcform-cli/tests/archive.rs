@@ -1176,3 +1176,64 @@ fn an_archived_rootdev_never_replaces_the_new_loop_image() {
     assert_eq!(fsck.code, 0, "{fsck:#?}");
     lxc.ensure(&new, &["--state", "absent"]);
 }
+
+/// An archive killed outright (SIGKILL) leaves its view mounted and the container frozen.
+/// The next run of any kind undoes that first — the container is running again, nothing is
+/// mounted — so that a later destroy works and a declared frozen state is one lxcform made.
+#[test]
+fn what_a_killed_archive_leaves_is_undone_by_the_next_run() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("arc-kill");
+    let name = busybox(&lxc, "arc-kill", &["-B", "loop", "--fs-size", "512M"]);
+    lxc.ensure(&name, &["--state", "started"]);
+    let big = "dd if=/dev/urandom of=/big bs=1M count=200 2>/dev/null; sync";
+    lxc.ensure(&name, &["--command", big]);
+    let out = lxc.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    let view = lxc.path().join(&name).join(".lxcform-archive-view");
+    let mounted = || {
+        fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .contains(&view.display().to_string())
+    };
+    let mut child = Command::new(common::BIN)
+        .args(["archive", &name, "-c", "xz", "-P"])
+        .arg(lxc.path())
+        .arg("-p")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !mounted() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the view was never mounted"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "ended before the view");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(mounted(), "the killed archive left its view");
+
+    // A run with nothing else to do undoes it.
+    let o = lxc.ensure(&name, &["--state", "started"]);
+    assert_eq!(
+        o.steps,
+        ["recover from a killed run (back to running)"],
+        "{o:?}"
+    );
+    assert!(!mounted(), "the view is unmounted");
+    assert_eq!(lxc.lxc_state(&name), "RUNNING");
+    // And the container can go.
+    lxc.ensure(&name, &["--state", "absent"]);
+    assert!(!lxc.path().join(&name).exists());
+}

@@ -949,3 +949,96 @@ fn two_runs_cloning_one_origin_at_once_take_turns() {
     assert_eq!(lab.state(&c), "STOPPED");
     assert_eq!(lab.run_in(&c, "hostname"), format!("{c}\n"));
 }
+
+/// A run killed outright (SIGKILL) in the middle of a copy cannot clean up. The next run
+/// finds what it left — the origin stopped for the copy, a half-made clone, both marked in the
+/// lock directory — waits while the killed run's rsync still writes (reporting the clone as
+/// being made), then starts the origin back and makes the clone anew, whole.
+#[test]
+fn a_run_killed_during_a_copy_is_recovered_by_the_next_one() {
+    let Some(lab) = Lab::new("clone-kill") else {
+        return;
+    };
+    let o = lab.name("o");
+    lab.origin(&o, &[], "started");
+    lab.run_in(
+        &o,
+        "dd if=/dev/urandom of=/big bs=1M count=200 2>/dev/null && sync",
+    );
+    let c = lab.name("c");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<OsString> = vec!["ensure".into(), o.clone().into(), "-P".into()];
+        a.push(lab.path().into());
+        a.extend(["--clone-name", &c, NO_NET, "--json"].map(OsString::from));
+        a.extend(extra.iter().map(OsString::from));
+        a
+    };
+    let mut child = Command::new(BIN)
+        .args(args(&[]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn lxcform");
+    let start = Instant::now();
+    while !has_descendant(child.id(), "rsync") {
+        assert!(start.elapsed() < Duration::from_secs(60), "no copy began");
+        assert!(child.try_wait().unwrap().is_none(), "ended before the copy");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        lab.state(&o),
+        "STOPPED",
+        "stopped for the copy, and left so"
+    );
+
+    // While the killed run's rsync still writes into the clone, it is being made.
+    let again = run_program(BIN, args(&[]));
+    if rsyncs_into(&lab.path().join(&c)) > 0 {
+        assert_eq!(again.code, 1, "{again:#?}");
+        assert!(
+            again.stdout.contains("is being created by another process"),
+            "{again:#?}"
+        );
+    }
+    let t0 = Instant::now();
+    while rsyncs_into(&lab.path().join(&c)) > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the orphaned rsync runs on"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out: Outcome = run_program(BIN, args(&[])).ok().json();
+    if again.code != 0 {
+        assert_eq!(
+            out.steps.first().map(String::as_str),
+            Some("recover from a killed run (back to running)"),
+            "{out:?}"
+        );
+        assert_eq!(out.cloned, Some(true), "{out:?}");
+    }
+    assert_eq!(lab.state(&o), "RUNNING", "the origin is back in its state");
+    assert_eq!(lab.state(&c), "STOPPED");
+    assert_eq!(
+        lab.run_in(&c, "wc -c < /big").trim(),
+        "209715200",
+        "the clone is whole"
+    );
+    assert!(
+        !lab.path()
+            .join(".lxcform-locks")
+            .join(format!("{c}.unfinished"))
+            .exists()
+            && !lab
+                .path()
+                .join(".lxcform-locks")
+                .join(format!("{o}.quiesced"))
+                .exists(),
+        "the marks are gone"
+    );
+    let last: Outcome = run_program(BIN, args(&[])).ok().json();
+    assert!(!last.changed, "{last:?}");
+}

@@ -1086,3 +1086,42 @@ fn ensure_stopped_by_a_signal_reports_then_ends_by_it() {
         "the steps after it did not run"
     );
 }
+
+/// A config change that fails after the container was stopped for it (here: the config file
+/// is immutable, so the new one cannot replace it) leaves the container as it was: running,
+/// with its config, not stopped halfway.
+#[test]
+fn a_failed_config_change_brings_the_stopped_container_back() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("cfg-fail");
+    let name = unique("cfg-fail");
+    lxc.ensure(&name, &["-t", "busybox", NO_NET]);
+    let config = lxc.config_file(&name);
+    let before = lxc.config_text(&name);
+    /// Takes the immutable flag off again, even when the test fails.
+    struct Mutable<'a>(&'a Path);
+    impl Drop for Mutable<'_> {
+        fn drop(&mut self) {
+            let _ = common::run_program("chattr", [OsStr::new("-i"), self.0.as_os_str()]);
+        }
+    }
+    let chattr = common::run_program("chattr", [OsStr::new("+i"), config.as_os_str()]);
+    if chattr.code != 0 {
+        common::skip(format_args!(
+            "SKIP: chattr +i does not work here: {}",
+            chattr.stderr
+        ));
+        return;
+    }
+    let _mutable = Mutable(&config);
+    let r = lxc.ensure_run(&name, &[NO_NET, "--config-line", "lxc.tty.max=3"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let failure: Failure = r.json();
+    assert!(failure.msg.contains("write config"), "{failure:?}");
+    assert_eq!(lxc.lxc_state(&name), "RUNNING", "brought back");
+    drop(_mutable);
+    assert_eq!(lxc.config_text(&name), before);
+    lxc.ensure(&name, &["--state", "absent"]);
+}

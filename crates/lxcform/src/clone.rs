@@ -1,17 +1,37 @@
 //! Making a clone of a container: quiesce the origin as little as its store allows, clone
 //! through liblxc, and return the origin to its prior state whatever happens — a failed or
-//! interrupted clone leaves no half-made clone behind.
+//! interrupted clone leaves no half-made clone behind. Against what cannot be caught (SIGKILL,
+//! the OOM killer, a crash), marks in the lock directory ([`Mark`]) tell the next run that the
+//! clone is unfinished and which state the origin is to return to.
 
 use std::fs;
 
 use crate::error::Error;
 use crate::liblxc::sys::DeferSignals;
 use crate::liblxc::{CloneArgs, Container};
+use crate::lock::Mark;
 use crate::plan::{Current, Quiesce};
 use crate::store::CloneMethod;
 
+/// Brings `c` from the state it is in to `prior` (running, frozen or stopped).
+pub(crate) fn return_to(c: &Container, prior: Current) -> Result<(), Error> {
+    match (Current::from_lxc(c.state()), prior) {
+        (a, b) if a == b => {}
+        (Current::Stopped, Current::Running) => c.start()?,
+        (Current::Stopped, Current::Frozen) => {
+            c.start()?;
+            c.freeze()?;
+        }
+        (Current::Frozen, Current::Running) => c.unfreeze()?,
+        (Current::Running, Current::Frozen) => c.freeze()?,
+        (Current::Running | Current::Frozen, Current::Stopped) => c.stop()?,
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Brings the origin back to the state it had when dropped or when [`Restore::finish`] is
-/// called (which reports errors instead of swallowing them).
+/// called (which reports errors instead of swallowing them), and takes off its mark.
 struct Restore<'a> {
     origin: &'a Container,
     prior: Current,
@@ -24,18 +44,8 @@ impl Restore<'_> {
             return Ok(());
         }
         self.armed = false;
-        let now = Current::from_lxc(self.origin.state());
-        match (now, self.prior) {
-            (a, b) if a == b => {}
-            (Current::Stopped, Current::Running) => self.origin.start()?,
-            (Current::Stopped, Current::Frozen) => {
-                self.origin.start()?;
-                self.origin.freeze()?;
-            }
-            (Current::Frozen, Current::Running) => self.origin.unfreeze()?,
-            (Current::Running, Current::Frozen) => self.origin.freeze()?,
-            _ => {}
-        }
+        return_to(self.origin, self.prior)?;
+        let _ = Mark::Quiesced.clear(self.origin.lxc_path(), self.origin.name());
         Ok(())
     }
 
@@ -62,9 +72,25 @@ pub fn make(
 ) -> Result<(), Error> {
     let signals = DeferSignals::new();
     let store = method.store;
-    let dir = origin.lxc_path().join(name);
+    let lxc_path = origin.lxc_path();
+    let dir = lxc_path.join(name);
+    let io = |what, source| Error::Io {
+        container: name.to_string(),
+        what,
+        path: lxc_path.join(crate::lock::LOCK_DIR),
+        source,
+    };
+    // A clone of this name that a killed run left half-made goes first.
+    if Mark::Unfinished.get(lxc_path, name).is_some() {
+        remove_half_made(origin, name, &dir);
+    }
     let existed = dir.exists();
     let prior = Current::from_lxc(origin.state());
+    if quiesce != Quiesce::Nothing {
+        Mark::Quiesced
+            .set(lxc_path, origin.name(), prior.as_str())
+            .map_err(|e| io("mark the origin quiesced", e))?;
+    }
     let restore = Restore {
         origin,
         prior,
@@ -75,7 +101,12 @@ pub fn make(
         Quiesce::Freeze => origin.freeze()?,
         Quiesce::Stop => origin.stop()?,
     }
-    let result = if signals.pending().is_some() {
+    let marked = Mark::Unfinished
+        .set(lxc_path, name, "")
+        .map_err(|e| io("mark the clone unfinished", e));
+    let result = if let Err(e) = marked {
+        Err(e)
+    } else if signals.pending().is_some() {
         Err(interrupted(name))
     } else {
         origin
@@ -96,6 +127,9 @@ pub fn make(
     });
     if result.is_err() && !existed {
         remove_half_made(origin, name, &dir);
+    }
+    if result.is_ok() || !existed {
+        let _ = Mark::Unfinished.clear(lxc_path, name);
     }
     let restored = restore.finish();
     result?;

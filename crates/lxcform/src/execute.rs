@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::facts::{CommandResult, Diff, Facts, Outcome};
 use crate::liblxc::sys::DeferSignals;
 use crate::liblxc::{self, BdevSpecs, Container, CreateArgs, CreateMarker};
-use crate::lock::ContainerLock;
+use crate::lock::{ContainerLock, Mark};
 use crate::plan::{plan, Current, Observed, Plan, Step};
 use crate::spec::ContainerSpec;
 use crate::store::{Store, StoreOption};
@@ -66,12 +66,11 @@ fn observe_container(c: &Container) -> Result<Observed, Error> {
                 ..Observed::absent()
             })
         }
-        CreateMarker::Interrupted => {
-            return Ok(Observed {
-                unfinished: true,
-                ..Observed::absent()
-            })
-        }
+        CreateMarker::Interrupted => return Ok(unfinished(c)),
+    }
+    // A clone a killed run was making under this name.
+    if Mark::Unfinished.get(c.lxc_path(), c.name()).is_some() {
+        return Ok(unfinished(c));
     }
     if !c.is_defined() {
         return Ok(Observed {
@@ -91,12 +90,40 @@ fn observe_container(c: &Container) -> Result<Observed, Error> {
         .get("lxc.rootfs.path")
         .last()
         .map(|r| Store::from_rootfs(r));
+    let state = Current::from_lxc(c.state());
     Ok(Observed {
-        state: Current::from_lxc(c.state()),
+        state,
         config,
         store,
         dependents: dependents(c),
+        recover: recover_to(c, state),
         ..Observed::absent()
+    })
+}
+
+/// A container that a killed create or clone left half-made; while what that run started (a
+/// template, an rsync) still works in its directory, one being made by another process.
+fn unfinished(c: &Container) -> Observed {
+    let worked_on = liblxc::sys::is_worked_on(&c.lxc_path().join(c.name()));
+    Observed {
+        unfinished: !worked_on,
+        being_created: worked_on,
+        ..Observed::absent()
+    }
+}
+
+/// The state a killed run left `c` to return to, when it left something to undo: a clone's
+/// quiesce mark (the state it held), or an archive's leftovers (running again, if it froze it).
+fn recover_to(c: &Container, state: Current) -> Option<Current> {
+    let quiesced = Mark::Quiesced.get(c.lxc_path(), c.name());
+    if let Some(prior) = quiesced.as_deref().and_then(Current::parse) {
+        return Some(prior);
+    }
+    let froze = crate::archive::view::left_behind(c)?;
+    Some(if froze && state == Current::Frozen {
+        Current::Running
+    } else {
+        state
     })
 }
 
@@ -314,10 +341,27 @@ impl Drop for CreatedGuard<'_> {
     }
 }
 
+/// Brings a container the steps stopped for a moment (to write its config) back to the state
+/// it had, when a failure or a signal ends the steps before they start it again: a running
+/// container is never left stopped by a half-done change.
+struct BackOnFailure<'a> {
+    container: Option<&'a Container>,
+    prior: Current,
+}
+
+impl Drop for BackOnFailure<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.take() {
+            let _ = crate::clone::return_to(c, self.prior);
+        }
+    }
+}
+
 /// Runs the steps; returns the command's result, if one ran. A failed command does not stop
 /// the remaining state transitions (the container still reaches its declared state); the
 /// caller reports the failure. A signal stops the run before the next step (a container
-/// this run created and has not started is then removed, as after a failure).
+/// this run created and has not started is then removed, and one it stopped to change its
+/// config is brought back to its state, as after a failure).
 fn run_steps(
     spec: &ContainerSpec,
     steps: &[Step],
@@ -329,7 +373,11 @@ fn run_steps(
         container: None,
         dir: spec.lxc_path.join(&spec.name),
     };
-    for step in steps {
+    let mut back = BackOnFailure {
+        container: None,
+        prior: Current::Stopped,
+    };
+    for (i, step) in steps.iter().enumerate() {
         if let Some(signal) = signals.pending() {
             return Err(Error::Stopped {
                 container: spec.name.clone(),
@@ -363,14 +411,34 @@ fn run_steps(
             Step::Start => {
                 guard.disarm();
                 c.start()?;
+                back.container = None;
             }
-            Step::Stop => c.stop()?,
+            Step::Stop => {
+                // A stop that a later step undoes (to write the config) is undone on failure.
+                if steps[i..].contains(&Step::Start) {
+                    back.prior = Current::from_lxc(c.state());
+                    back.container = Some(c);
+                }
+                c.stop()?;
+            }
             Step::Freeze => c.freeze()?,
             Step::Unfreeze => c.unfreeze()?,
             Step::Destroy => c.destroy()?,
+            Step::Recover(to) => {
+                if crate::archive::view::left_behind(c).is_some() {
+                    crate::archive::remove_left_behind(c)?;
+                }
+                crate::clone::return_to(c, *to)?;
+                Mark::Quiesced
+                    .clear(&spec.lxc_path, &spec.name)
+                    .map_err(|source| lock_error(spec, source))?;
+            }
             Step::RemoveUnfinished => {
                 // liblxc removes its storage when it can; the directory goes in any case.
                 let _ = c.destroy();
+                Mark::Unfinished
+                    .clear(&spec.lxc_path, &spec.name)
+                    .map_err(|source| lock_error(spec, source))?;
                 let dir = spec.lxc_path.join(&spec.name);
                 if dir.exists() {
                     fs::remove_dir_all(&dir).map_err(|source| Error::Io {

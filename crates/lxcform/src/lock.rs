@@ -86,6 +86,53 @@ impl ContainerLock {
     }
 }
 
+/// What a run is in the middle of on a container, written beside its lock file, so that when
+/// the run is killed (SIGKILL, the OOM killer, a crash) before it can undo it, the next run
+/// finds it and does: `<name>.quiesced` holds the state a clone stopped or froze it from,
+/// `<name>.unfinished` marks a clone still being made under that name. Marks are set and
+/// read under the container's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// The container was quiesced (stopped or frozen) for a moment; the mark holds its state
+    /// before.
+    Quiesced,
+    /// A clone of that name is being made: what is there is not a finished container.
+    Unfinished,
+}
+
+impl Mark {
+    fn path(self, lxc_path: &Path, name: &str) -> PathBuf {
+        let suffix = match self {
+            Mark::Quiesced => "quiesced",
+            Mark::Unfinished => "unfinished",
+        };
+        lxc_path.join(LOCK_DIR).join(format!("{name}.{suffix}"))
+    }
+
+    /// Sets the mark on `name` with `content`, durably (written, then synced).
+    pub fn set(self, lxc_path: &Path, name: &str, content: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let path = self.path(lxc_path, name);
+        fs::create_dir_all(path.parent().unwrap_or(lxc_path))?;
+        let mut f = File::create(&path)?;
+        f.write_all(content.as_bytes())?;
+        f.sync_all()
+    }
+
+    /// The mark's content, when `name` has it.
+    pub fn get(self, lxc_path: &Path, name: &str) -> Option<String> {
+        fs::read_to_string(self.path(lxc_path, name)).ok()
+    }
+
+    /// Takes the mark off `name` (a mark that is not there is no error).
+    pub fn clear(self, lxc_path: &Path, name: &str) -> std::io::Result<()> {
+        match fs::remove_file(self.path(lxc_path, name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Whether `path` still names the open `file` (same device and inode).
 fn is_same_file(file: &File, path: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
@@ -101,6 +148,20 @@ fn is_same_file(file: &File, path: &Path) -> std::io::Result<bool> {
 mod tests {
     use super::*;
     use crate::liblxc::sys::try_lock_exclusive;
+
+    #[test]
+    fn marks_are_set_read_and_cleared() {
+        let dir = std::env::temp_dir().join(format!("lxcform-marks-{}", std::process::id()));
+        assert_eq!(Mark::Quiesced.get(&dir, "c1"), None);
+        Mark::Quiesced.set(&dir, "c1", "running").unwrap();
+        Mark::Unfinished.set(&dir, "c2", "").unwrap();
+        assert_eq!(Mark::Quiesced.get(&dir, "c1").as_deref(), Some("running"));
+        assert_eq!(Mark::Unfinished.get(&dir, "c1"), None, "marks are per kind");
+        Mark::Quiesced.clear(&dir, "c1").unwrap();
+        Mark::Quiesced.clear(&dir, "c1").unwrap();
+        assert_eq!(Mark::Quiesced.get(&dir, "c1"), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_second_lock_waits_for_the_first() {

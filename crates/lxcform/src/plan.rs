@@ -35,6 +35,18 @@ impl Current {
         }
     }
 
+    /// Parses [`Current::as_str`]'s names back.
+    pub fn parse(s: &str) -> Option<Current> {
+        [
+            Current::Absent,
+            Current::Stopped,
+            Current::Running,
+            Current::Frozen,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s.trim())
+    }
+
     /// The lower-case name the module reports (`running`, `stopped`, `frozen`, `absent`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -68,6 +80,9 @@ pub struct Observed {
     pub unfinished: bool,
     /// Another process is creating it right now (it holds liblxc's `partial` marker).
     pub being_created: bool,
+    /// A run killed before it could undo what it did (a clone's quiesce, an archive's freeze,
+    /// mount or snapshot) left it so: that is undone first, returning it to this state.
+    pub recover: Option<Current>,
     /// The clone named by `clone_name`, when the spec has one.
     pub clone: Option<Box<Observed>>,
     /// Snapshot clones whose rootfs lies on this container's (liblxc will not destroy it).
@@ -84,6 +99,7 @@ impl Observed {
             occupied: false,
             unfinished: false,
             being_created: false,
+            recover: None,
             clone: None,
             dependents: Vec::new(),
         }
@@ -132,6 +148,8 @@ pub enum Step {
     Destroy,
     /// Remove what a cut-off create left, so that it can be created again.
     RemoveUnfinished,
+    /// Undo what a killed run left (see [`Observed::recover`]), returning it to this state.
+    Recover(Current),
     /// Write an archive of it (always a change: a new archive is written each run).
     Archive,
     /// Make the clone `name` of it, quiescing it as needed and restoring its state after.
@@ -165,6 +183,7 @@ impl fmt::Display for Step {
             Step::Destroy => f.write_str("destroy"),
             Step::Archive => f.write_str("archive"),
             Step::RemoveUnfinished => f.write_str("remove an interrupted create"),
+            Step::Recover(to) => write!(f, "recover from a killed run (back to {to})"),
             Step::Clone {
                 name,
                 method,
@@ -268,6 +287,10 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
     let mut warnings = Vec::new();
     let mut cur = observed.state;
     let mut config = observed.config.clone();
+    if let Some(to) = observed.recover {
+        steps.push(Step::Recover(to));
+        cur = to;
+    }
 
     // The clone to make, if any: how, and whether it exists already.
     let clone = match &spec.clone {
@@ -281,13 +304,7 @@ pub fn plan(spec: &ContainerSpec, observed: &Observed) -> Result<Plan, PlanError
             if let Some(e) = occupied(&have, &cs.name) {
                 return Err(e);
             }
-            if have.unfinished {
-                return Err(fail(format!(
-                    "{} was left half-made by a create that was cut off; ensure it with state \
-                     absent first",
-                    cs.name
-                )));
-            }
+
             let origin_store = observed.store.unwrap_or(spec.storage.store);
             let method = clone_method(origin_store, cs.store, cs.snapshot).map_err(fail)?;
             Some((cs, method, have))
@@ -510,7 +527,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unfinished_container_is_removed_then_made_anew_but_an_unfinished_clone_is_refused() {
+    fn an_unfinished_container_or_clone_is_removed_then_made_anew() {
         let left = Observed {
             unfinished: true,
             ..Observed::absent()
@@ -530,8 +547,34 @@ mod tests {
             clone: Some(Box::new(left)),
             ..observed(Current::Running)
         };
-        let e = super::plan(&s, &o).unwrap_err();
-        assert!(e.reason.contains("c2 was left half-made"), "{e}");
+        let p = plan(&s, &o);
+        assert!(p.clones(), "the clone is made again: {:?}", p.steps);
+    }
+
+    #[test]
+    fn what_a_killed_run_left_is_undone_first() {
+        // A clone stopped it (it was running); the plan starts it back, then carries on.
+        let o = Observed {
+            recover: Some(Current::Running),
+            ..observed(Current::Stopped)
+        };
+        assert_eq!(
+            plan(&spec("started"), &o).steps,
+            [Recover(Current::Running)]
+        );
+        assert_eq!(
+            plan(&spec("stopped"), &o).steps,
+            [Recover(Current::Running), Stop]
+        );
+        // An archive froze it: back to running, then frozen as declared.
+        let o = Observed {
+            recover: Some(Current::Running),
+            ..observed(Current::Frozen)
+        };
+        assert_eq!(
+            plan(&spec("frozen"), &o).steps,
+            [Recover(Current::Running), Freeze]
+        );
     }
 
     const CURRENT: [Current; 4] = [

@@ -332,6 +332,14 @@ fn write_deferred(
     })
 }
 
+/// Removes what a killed earlier archive of `c` left behind ([`view::left_behind`]): its
+/// mounted view, its snapshot, its freeze.
+pub fn remove_left_behind(c: &Container) -> Result<(), Error> {
+    let rootfs = rootfs_of(c)?;
+    view::remove_leftovers(c, &rootfs);
+    Ok(())
+}
+
 /// The container's rootfs, from its config file: liblxc's `get_config_item` drops the store
 /// prefix (`loop:`, `overlay:` …) that says how to read it.
 fn rootfs_of(c: &Container) -> Result<Rootfs, Error> {

@@ -100,7 +100,7 @@ impl<'c> View<'c> {
             thaw: false,
             undo: Vec::new(),
         };
-        let state = view.remove_leftovers();
+        let state = remove_leftovers(c, &view.rootfs);
         let running = !matches!(state, State::Stopped | State::Frozen);
         let live = state != State::Stopped;
         let path = PathBuf::from(&rootfs.paths[0]);
@@ -270,50 +270,6 @@ impl<'c> View<'c> {
         Ok(dir)
     }
 
-    /// Removes what a killed earlier run left: its freeze, its mount, its snapshot. Returns
-    /// the container's state once its freeze is undone.
-    fn remove_leftovers(&self) -> State {
-        let name = self.container.name();
-        let mark = self.container_dir().join(FROZEN_MARK);
-        if mark.exists() {
-            if self.container.state() == State::Frozen {
-                let _ = self.container.unfreeze();
-            }
-            let _ = fs::remove_file(&mark);
-        }
-        let mnt = self.container_dir().join(VIEW_DIR);
-        if is_mount_point(&mnt) {
-            let _ = cmd::run(name, "umount", &[&mnt]);
-        }
-        let _ = fs::remove_dir(&mnt);
-        match self.rootfs.store {
-            Store::Btrfs => {
-                let snap = btrfs_snapshot_path(Path::new(&self.rootfs.paths[0]));
-                if snap.exists() {
-                    let _ = Undo::BtrfsDelete(snap).run(name);
-                }
-            }
-            Store::Lvm => {
-                if let Some((vg, lv)) = lvm_names(&self.rootfs.paths[0]) {
-                    let snap = format!("{vg}/{lv}-{SNAPSHOT}");
-                    if cmd::run(name, "lvs", &[snap.as_str()]).is_ok() {
-                        let _ = Undo::LvRemove(snap).run(name);
-                    }
-                }
-            }
-            Store::Zfs => {
-                if let Ok(ds) = zfs_dataset(self.container, &self.rootfs.paths[0]) {
-                    let snap = format!("{ds}@{SNAPSHOT}");
-                    if cmd::run(name, "zfs", &["list", "-H", snap.as_str()]).is_ok() {
-                        let _ = Undo::ZfsDestroySnapshot(snap).run(name);
-                    }
-                }
-            }
-            Store::Dir | Store::Overlay | Store::Loop => {}
-        }
-        self.container.state()
-    }
-
     /// Undoes everything, reporting the first failure.
     pub fn close(mut self) -> Result<(), Error> {
         self.undo_all()
@@ -413,6 +369,59 @@ fn zfs_dataset(c: &Container, path: &str) -> Result<String, Error> {
             }
             .into()
         })
+}
+
+/// What a killed earlier archive of `c` left behind, if anything (its freeze mark, its view's
+/// mount point): `Some(true)` when it had frozen the container.
+pub fn left_behind(c: &Container) -> Option<bool> {
+    let dir = c.lxc_path().join(c.name());
+    let froze = dir.join(FROZEN_MARK).exists();
+    (froze || dir.join(VIEW_DIR).exists()).then_some(froze)
+}
+
+/// Removes what a killed earlier archive of `c` (whose rootfs is `rootfs`) left: its freeze,
+/// its mount, its snapshot. Returns the container's state once its freeze is undone.
+pub fn remove_leftovers(c: &Container, rootfs: &Rootfs) -> State {
+    let name = c.name();
+    let dir = c.lxc_path().join(name);
+    let mark = dir.join(FROZEN_MARK);
+    if mark.exists() {
+        if c.state() == State::Frozen {
+            let _ = c.unfreeze();
+        }
+        let _ = fs::remove_file(&mark);
+    }
+    let mnt = dir.join(VIEW_DIR);
+    if is_mount_point(&mnt) {
+        let _ = cmd::run(name, "umount", &[&mnt]);
+    }
+    let _ = fs::remove_dir(&mnt);
+    match rootfs.store {
+        Store::Btrfs => {
+            let snap = btrfs_snapshot_path(Path::new(&rootfs.paths[0]));
+            if snap.exists() {
+                let _ = Undo::BtrfsDelete(snap).run(name);
+            }
+        }
+        Store::Lvm => {
+            if let Some((vg, lv)) = lvm_names(&rootfs.paths[0]) {
+                let snap = format!("{vg}/{lv}-{SNAPSHOT}");
+                if cmd::run(name, "lvs", &[snap.as_str()]).is_ok() {
+                    let _ = Undo::LvRemove(snap).run(name);
+                }
+            }
+        }
+        Store::Zfs => {
+            if let Ok(ds) = zfs_dataset(c, &rootfs.paths[0]) {
+                let snap = format!("{ds}@{SNAPSHOT}");
+                if cmd::run(name, "zfs", &["list", "-H", snap.as_str()]).is_ok() {
+                    let _ = Undo::ZfsDestroySnapshot(snap).run(name);
+                }
+            }
+        }
+        Store::Dir | Store::Overlay | Store::Loop => {}
+    }
+    c.state()
 }
 
 #[cfg(test)]

@@ -29,6 +29,31 @@ pub fn is_locked_by_another(file: &File) -> bool {
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
 }
 
+/// Whether a process other than this one has `dir` (or a path below it) among its arguments:
+/// a template (`--path=DIR`) or an rsync into `DIR/rootfs` that a killed run left behind,
+/// still at work. Reads every `/proc/PID/cmdline`: for the rare case of an unfinished create
+/// or clone, not for every run.
+pub fn is_worked_on(dir: &Path) -> bool {
+    let dir = dir.as_os_str().as_bytes();
+    let names = |arg: &[u8]| {
+        arg.windows(dir.len())
+            .enumerate()
+            .any(|(i, w)| w == dir && matches!(arg.get(i + dir.len()), None | Some(b'/')))
+    };
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs
+        .flatten()
+        .filter(|p| {
+            let n = p.file_name();
+            n.as_bytes().iter().all(u8::is_ascii_digit) && n.as_bytes() != me.as_bytes()
+        })
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline.split(|&b| b == 0).any(names))
+}
+
 /// The filesystem type magic (`statfs.f_type`) of the filesystem holding `path`.
 pub fn fs_magic(path: &Path) -> Option<i64> {
     let c = CString::new(path.as_os_str().as_bytes()).ok()?;
