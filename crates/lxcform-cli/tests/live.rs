@@ -1125,3 +1125,72 @@ fn a_failed_config_change_brings_the_stopped_container_back() {
     assert_eq!(lxc.config_text(&name), before);
     lxc.ensure(&name, &["--state", "absent"]);
 }
+
+/// `ensure` killed outright during a create leaves the template running on its own. While it
+/// runs, the container is one being made by another process, not one to remove and make anew
+/// (that would race the template); once it is done, the half-made container is replaced.
+#[test]
+fn an_orphaned_template_is_waited_for_not_raced() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("orphan");
+    let name = unique("orphan");
+    let template = lxc.path().join("lxc-slow");
+    fs::write(
+        &template,
+        "#!/bin/sh\nsleep 3\nexec /usr/share/lxc/templates/lxc-busybox \"$@\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(
+        &template,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let template = template.display().to_string();
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["ensure", &name])
+        .args(lxc.arg())
+        .args(["-t", &template, NO_NET, "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = lxc.path().join(&name).join("partial");
+    let t0 = std::time::Instant::now();
+    while !partial.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(30),
+            "no create began"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let busy = lxc.ensure_run(&name, &["-t", "busybox", NO_NET]);
+    assert_eq!(busy.code, 1, "{busy:#?}");
+    assert!(
+        busy.stdout.contains("is being created by another process"),
+        "{busy:#?}"
+    );
+    // Once the orphaned template is done, its half-made container is replaced.
+    let t0 = std::time::Instant::now();
+    let o = loop {
+        let r = lxc.ensure_run(&name, &["-t", "busybox", NO_NET]);
+        if r.code == 0 {
+            break r.json::<common::Outcome>();
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(60), "{r:#?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(
+        o.steps.first().map(String::as_str),
+        Some("remove an interrupted create"),
+        "{o:?}"
+    );
+    assert_eq!(lxc.lxc_state(&name), "RUNNING");
+    let config = lxc.config_text(&name);
+    assert_eq!(lines_with_key(&config, "lxc.uts.name").len(), 1, "{config}");
+}
