@@ -363,7 +363,25 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(".{file_name}.lxcform-{}.tmp", std::process::id()));
+    // `.lxcform-` first: archives leave such files out. One that a killed writer left (its
+    // process gone, or its pid now ours) is removed; it holds a config never put in place.
+    let prefix = format!(".lxcform-{file_name}.");
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                if pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    let tmp: PathBuf = dir.join(format!("{prefix}{}.tmp", std::process::id()));
     let mode = fs::metadata(path)
         .map(|m| m.permissions().mode())
         .unwrap_or(0o640);
@@ -558,6 +576,16 @@ mod tests {
             0o600
         );
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        // What a killed writer left (a pid that no longer runs, or ours) goes; a live
+        // writer's file stays.
+        let dead = dir.join(".lxcform-config.999999999.tmp");
+        let ours = dir.join(format!(".lxcform-config.{}.tmp", std::process::id()));
+        let live = dir.join(".lxcform-config.1.tmp");
+        for f in [&dead, &ours, &live] {
+            fs::write(f, "stale\n").unwrap();
+        }
+        write_atomic(&p, b"a = 3\n").unwrap();
+        assert!(!dead.exists() && !ours.exists() && live.exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
