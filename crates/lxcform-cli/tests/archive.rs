@@ -1237,3 +1237,60 @@ fn what_a_killed_archive_leaves_is_undone_by_the_next_run() {
     lxc.ensure(&name, &["--state", "absent"]);
     assert!(!lxc.path().join(&name).exists());
 }
+
+/// An archive whose disk fills up fails naming the archive it could not write (not the
+/// container's files), and leaves no partial file.
+#[test]
+fn a_full_archive_disk_is_told_as_such_and_leaves_nothing() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("arc-full");
+    let name = busybox(&lxc, "arc-full", &[]);
+    let out = lxc.path().join("tiny");
+    fs::create_dir_all(&out).unwrap();
+    let mount = run_program(
+        "mount",
+        [
+            OsStr::new("-t"),
+            OsStr::new("tmpfs"),
+            OsStr::new("-o"),
+            OsStr::new("size=256k"),
+            OsStr::new("tmpfs"),
+            out.as_os_str(),
+        ],
+    );
+    if mount.code != 0 {
+        common::skip(format_args!("SKIP: cannot mount a tmpfs: {}", mount.stderr));
+        return;
+    }
+    /// Unmounts the tmpfs, even when the test fails.
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = run_program("umount", [self.0.as_os_str()]);
+        }
+    }
+    let _unmount = Unmount(&out);
+    let r = lxcform([
+        OsStr::new("archive"),
+        OsStr::new(&name),
+        OsStr::new("-P"),
+        lxc.path().as_os_str(),
+        OsStr::new("-p"),
+        out.as_os_str(),
+        OsStr::new("-c"),
+        OsStr::new("none"),
+    ]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stderr.contains("cannot write") && r.stderr.contains("No space left on device"),
+        "{r:#?}"
+    );
+    assert!(!r.stderr.contains("root filesystem"), "{r:#?}");
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "a partial archive is left"
+    );
+}

@@ -309,7 +309,14 @@ fn write_deferred(
     let walked = tree.walk(&mut tar);
     // Thaw and unmount before the (slow) end of compression.
     let closed = view.close();
-    walked.map_err(io_error(c, "read the root filesystem of", &dir))?;
+    if let Err(e) = walked {
+        let (what, path) = if tar.write_failed() {
+            ("write", temp.path())
+        } else {
+            ("read the root filesystem of", dir.as_path())
+        };
+        return Err(io_error(c, what, path)(e));
+    }
     closed?;
     let (written, more, entries, read) = tar.end().map_err(io_error(c, "write", temp.path()))?;
     if signals.pending().is_some() {

@@ -87,6 +87,9 @@ pub(super) struct TarWriter<'s, 'p> {
     /// (dev, ino) of the archive being written, never archived into itself (an archive_path
     /// inside the rootfs).
     own_file: Option<(u64, u64)>,
+    /// A write to the compressor failed (not a read of the tree): the archive's disk is full,
+    /// say, which an error of the walk must not blame on the container's files.
+    write_failed: bool,
 }
 
 impl<'s, 'p> TarWriter<'s, 'p> {
@@ -113,7 +116,13 @@ impl<'s, 'p> TarWriter<'s, 'p> {
             prefix: Vec::new(),
             overlay: false,
             own_file,
+            write_failed: false,
         }
+    }
+
+    /// Whether the walk failed writing the archive rather than reading the tree.
+    pub(super) fn write_failed(&self) -> bool {
+        self.write_failed
     }
 
     /// Whether progress is reported (and so the tree worth measuring first).
@@ -151,7 +160,7 @@ impl TarWriter<'_, '_> {
         let (read, total, start, signals) = (self.read, self.total, self.start, self.signals);
         let last = &mut self.last_report;
         let progress = &mut self.progress;
-        self.sink.send(full, &mut || {
+        let sent = self.sink.send(full, &mut || {
             if signals.pending().is_some() {
                 return Err(io::Error::other(INTERRUPTED));
             }
@@ -159,7 +168,9 @@ impl TarWriter<'_, '_> {
                 report(p, last, start, read, total);
             }
             Ok(())
-        })
+        });
+        self.write_failed |= sent.is_err() && signals.pending().is_none();
+        sent
     }
 
     /// Appends bytes to the stream.
