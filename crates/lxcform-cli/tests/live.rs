@@ -1194,3 +1194,28 @@ fn an_orphaned_template_is_waited_for_not_raced() {
     let config = lxc.config_text(&name);
     assert_eq!(lines_with_key(&config, "lxc.uts.name").len(), 1, "{config}");
 }
+
+/// A create that fails is undone with its lock file: nothing of the container is left.
+#[test]
+fn a_failed_create_leaves_no_lock_file() {
+    if skip_live() {
+        return;
+    }
+    let lxc = TempLxcPath::new("create-fail");
+    let name = unique("create-fail");
+    let template = lxc.path().join("lxc-failing");
+    fs::write(&template, "#!/bin/sh\necho no >&2\nexit 1\n").unwrap();
+    fs::set_permissions(
+        &template,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let r = lxc.ensure_run(&name, &["-t", &template.display().to_string(), NO_NET]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(!lxc.path().join(&name).exists());
+    let lock = lxc
+        .path()
+        .join(".lxcform-locks")
+        .join(format!("{name}.lock"));
+    assert!(!lock.exists(), "{} is left", lock.display());
+}

@@ -223,13 +223,14 @@ pub fn ensure(spec: &ContainerSpec, options: Options) -> Result<Outcome, Error> 
     if spec.container_log.is_some() {
         write_container_log(&spec.name, &plan, &result, log_mark);
     }
-    result?;
-    if plan.steps.contains(&Step::Destroy) {
-        // Its lock file goes with the container; one left behind would only be an empty file.
-        for lock in locks.into_iter().filter(|l| l.name() == spec.name) {
+    // A lock file goes with its container: destroyed, or never made (a create or a clone
+    // that failed and was undone); one left behind would only be an empty file.
+    for lock in locks {
+        if !spec.lxc_path.join(lock.name()).exists() {
             let _ = lock.remove();
         }
     }
+    result?;
     let facts = facts_of(&c);
     if let Some(result) = done.command.as_ref().filter(|r| r.rc != 0) {
         return Err(Error::Command {

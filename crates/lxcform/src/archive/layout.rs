@@ -12,8 +12,11 @@ pub fn file_name(name: &str, compression: Compression) -> String {
 /// Prefix of the temporary files an archive is written to before it is renamed into place:
 /// `.<file name>.lxcform-tmp.` followed by the writer's pid.
 pub fn temp_prefix(name: &str, compression: Compression) -> String {
-    format!(".{}.lxcform-tmp.", file_name(name, compression))
+    format!(".{}{TEMP_MARK}", file_name(name, compression))
 }
+
+/// What the name of an archive's temporary file has before the writer's pid.
+pub const TEMP_MARK: &str = ".lxcform-tmp.";
 
 /// The temporary file an archive of `name` is written to in `dir` by process `pid`.
 pub fn temp_path(dir: &Path, name: &str, compression: Compression, pid: u32) -> PathBuf {

@@ -277,7 +277,7 @@ fn write_deferred(
     let dest = spec
         .path
         .join(layout::file_name(c.name(), spec.compression));
-    let mut notes: Vec<String> = output::remove_stale(&spec.path, c.name(), spec.compression)
+    let mut notes: Vec<String> = output::remove_stale(&spec.path)
         .into_iter()
         .map(|p| format!("removed {} left by an interrupted run", p.display()))
         .collect();

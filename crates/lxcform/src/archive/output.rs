@@ -39,20 +39,24 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// Removes temporary files of archives of `name` in `dir` whose writers are gone; returns
-/// the paths removed.
-pub fn remove_stale(dir: &Path, name: &str, compression: Compression) -> Vec<PathBuf> {
-    let prefix = layout::temp_prefix(name, compression);
+/// Removes the temporary files of archives in `dir` (of any container: one destroyed since
+/// would never come back for its own) whose writers are gone; returns the paths removed.
+pub fn remove_stale(dir: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(entries) = fs::read_dir(dir) else {
         return removed;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+        let Some(pid) = file_name
+            .to_str()
+            .filter(|n| n.starts_with('.'))
+            .and_then(|n| n.rsplit_once(layout::TEMP_MARK))
+            .map(|(_, pid)| pid)
+        else {
             continue;
         };
-        if !rest.bytes().all(|b| b.is_ascii_digit()) {
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
         let path = entry.path();
@@ -244,12 +248,14 @@ mod tests {
         let live = Temp::create(&dir.join("c1.tar.zst"), "c1", Compression::Zstd).unwrap();
         let dead = layout::temp_path(&dir, "c1", Compression::Zstd, 999_999_999);
         fs::write(&dead, b"partial").unwrap();
-        let other = layout::temp_path(&dir, "c10", Compression::Zstd, 999_999_999);
+        let other = layout::temp_path(&dir, "c10", Compression::Gzip, 999_999_998);
         fs::write(&other, b"partial").unwrap();
-        let removed = remove_stale(&dir, "c1", Compression::Zstd);
-        assert_eq!(removed, vec![dead.clone()]);
+        let mut removed = remove_stale(&dir);
+        removed.sort();
+        let mut want = vec![dead.clone(), other.clone()];
+        want.sort();
+        assert_eq!(removed, want, "any container's, once its writer is gone");
         assert!(live.path().exists(), "a running writer's file stays");
-        assert!(other.exists(), "another container's file stays");
         drop(live);
         fs::remove_dir_all(&dir).unwrap();
     }
