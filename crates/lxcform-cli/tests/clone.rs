@@ -668,8 +668,8 @@ fn failed_clones_leave_the_origin_and_the_lxc_path_as_they_were() {
         (&["-B", "lvm"], "lvm", "a store this host lacks (lvm)"),
         (
             &["-B", "btrfs"],
-            "not on a btrfs",
-            "a btrfs copy when the lxc_path is not on btrfs",
+            "cannot copy a dir container onto btrfs",
+            "a btrfs copy of a dir origin (liblxc's is broken)",
         ),
         (
             &["-s", "-B", "btrfs"],
@@ -1041,4 +1041,37 @@ fn a_run_killed_during_a_copy_is_recovered_by_the_next_one() {
     );
     let last: Outcome = run_program(BIN, args(&[])).ok().json();
     assert!(!last.changed, "{last:?}");
+}
+
+/// liblxc clones a btrfs container only as a subvolume snapshot beside it, whatever is asked:
+/// a plain clone is that snapshot (said so in the steps), and a clone onto another store is
+/// refused before anything changes rather than failing in liblxc.
+#[test]
+fn a_btrfs_origin_is_cloned_as_a_btrfs_snapshot_and_onto_nothing_else() {
+    let Some(lab) = Lab::on_btrfs("clone-btrfs-only") else {
+        return;
+    };
+    let o = lab.name("o");
+    lab.origin(&o, &["-B", "btrfs"], "stopped");
+    let x = lab.name("x");
+    let before = lab.tree();
+    for args in [
+        &["-B", "dir"][..],
+        &["-B", "overlay"],
+        &["-s", "-B", "overlay"],
+        &["-B", "loop"],
+    ] {
+        let r = lab.clone_run(&o, &x, args);
+        assert_fails(&r, "only as a btrfs snapshot", &format!("{args:?}"));
+        assert!(!lab.path().join(&x).exists(), "{args:?}");
+        common::assert_same_tree(&before, &lab.tree(), &format!("{args:?}"));
+    }
+    let out = lab.clone(&o, &x, &[]);
+    assert_eq!(
+        out.steps,
+        [format!("clone to {x} (btrfs snapshot)")],
+        "{out:?}"
+    );
+    let rootfs = lab.rootfs(&x);
+    assert!(rootfs.starts_with("btrfs:"), "{rootfs}");
 }

@@ -27,6 +27,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: true,
     snapshot_store: Some(Store::Btrfs),
     snapshot_pins_origin: false,
+    clones_within: true,
+    takes_copies: false,
     name_refuses: "",
     host_check,
 };

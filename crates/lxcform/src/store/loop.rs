@@ -22,6 +22,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: false,
     snapshot_store: None,
     snapshot_pins_origin: false,
+    clones_within: false,
+    takes_copies: true,
     name_refuses: "",
     host_check,
 };

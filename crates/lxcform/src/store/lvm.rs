@@ -29,6 +29,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: true,
     snapshot_store: Some(Store::Lvm),
     snapshot_pins_origin: true,
+    clones_within: false,
+    takes_copies: true,
     name_refuses: "@",
     host_check,
 };

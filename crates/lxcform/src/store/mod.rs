@@ -86,6 +86,13 @@ pub struct StoreInfo {
     /// exists (overlay: the origin is its lower layer; lvm: a classic snapshot). Thin LVM
     /// snapshots do not, but which kind a volume is shows only on the host.
     pub snapshot_pins_origin: bool,
+    /// Whether liblxc makes every clone of a container on this store a snapshot on the same
+    /// store, whatever is asked (btrfs: a subvolume snapshot, when the clone is on the same
+    /// filesystem, as in one lxc_path): a clone onto another store fails in liblxc.
+    pub clones_within: bool,
+    /// Whether liblxc can copy a container of another store onto this one (not btrfs: it makes
+    /// a plain directory, labelled btrfs, that it then cannot destroy).
+    pub takes_copies: bool,
     /// Characters a container name cannot hold on this store, which names a volume or a
     /// dataset after it (lvm: `@`; zfs: `+` and `@`).
     pub name_refuses: &'static str,
@@ -185,15 +192,40 @@ pub fn clone_method(
     requested: Option<Store>,
     snapshot: bool,
 ) -> Result<CloneMethod, String> {
+    let info = origin.info();
+    if info.clones_within {
+        let native = info.snapshot_store.unwrap_or(origin);
+        return match requested {
+            None => Ok(native),
+            Some(Store::Dir) if snapshot => Ok(native),
+            Some(s) if s == native => Ok(native),
+            Some(s) => Err(format!(
+                "liblxc clones a {origin} container only as a {native} snapshot beside it; \
+                 backing_store {s} cannot be used for its clone"
+            )),
+        }
+        .map(|store| CloneMethod {
+            store,
+            snapshot: true,
+            freeze_is_enough: info.atomic_snapshot,
+        });
+    }
     let snapshot = snapshot || requested == Some(Store::Overlay);
     if !snapshot {
+        let store = requested.unwrap_or(Store::Dir);
+        if !store.info().takes_copies && store != origin {
+            return Err(format!(
+                "liblxc cannot copy a {origin} container onto {store} (it makes a plain \
+                 directory it then cannot destroy); clone it onto another store"
+            ));
+        }
         return Ok(CloneMethod {
-            store: requested.unwrap_or(Store::Dir),
+            store,
             snapshot: false,
             freeze_is_enough: false,
         });
     }
-    let native = origin.info().snapshot_store.ok_or_else(|| {
+    let native = info.snapshot_store.ok_or_else(|| {
         format!("a {origin} container cannot be snapshotted; clone it without clone_snapshot")
     })?;
     let store = match requested {
@@ -301,7 +333,19 @@ mod tests {
         assert_eq!(m(Overlay, Some(Overlay), true), Ok((Overlay, true, false)));
         assert_eq!(m(Btrfs, None, true), Ok((Btrfs, true, true)));
         assert_eq!(m(Btrfs, Some(Btrfs), true), Ok((Btrfs, true, true)));
-        assert_eq!(m(Btrfs, Some(Overlay), true), Ok((Overlay, true, false)));
+        // liblxc snapshots a btrfs container whatever is asked; onto another store it fails.
+        assert_eq!(m(Btrfs, None, false), Ok((Btrfs, true, true)));
+        assert_eq!(m(Btrfs, Some(Dir), true), Ok((Btrfs, true, true)));
+        for other in [Dir, Overlay, Loop] {
+            assert!(m(Btrfs, Some(other), false)
+                .unwrap_err()
+                .contains("btrfs snapshot"));
+        }
+        assert!(m(Btrfs, Some(Overlay), true).is_err());
+        // liblxc's copy onto btrfs of another store's container is broken.
+        assert!(m(Dir, Some(Btrfs), false)
+            .unwrap_err()
+            .contains("cannot copy a dir container onto btrfs"));
         assert_eq!(m(Lvm, None, true), Ok((Lvm, true, true)));
         assert_eq!(m(Zfs, None, true), Ok((Zfs, true, true)));
         assert_eq!(m(Loop, Some(Dir), false), Ok((Dir, false, false)));

@@ -34,6 +34,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: false,
     snapshot_store: Some(Store::Overlay),
     snapshot_pins_origin: true,
+    clones_within: false,
+    takes_copies: true,
     name_refuses: "",
     host_check,
 };

@@ -22,6 +22,8 @@ pub(super) const INFO: StoreInfo = StoreInfo {
     atomic_snapshot: true,
     snapshot_store: Some(Store::Zfs),
     snapshot_pins_origin: false,
+    clones_within: false,
+    takes_copies: true,
     name_refuses: "+@",
     host_check,
 };
