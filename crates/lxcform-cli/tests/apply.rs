@@ -486,6 +486,17 @@ fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // While the create runs, liblxc holds its `partial` marker (an OFD lock): another run
+    // sees a container being made, not one to make or replace.
+    let busy: Plan = lxcform(&["plan", &file, "--json"]).code(1).json();
+    assert!(
+        busy.containers[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("is being created by another process"),
+        "{busy:#?}"
+    );
     let kill = Command::new("pkill")
         .args(["-KILL", "-P", &apply.id().to_string(), "-f", "__converge"])
         .status()
