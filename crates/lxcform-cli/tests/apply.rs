@@ -5,8 +5,11 @@ mod manifest_harness;
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
-use manifest_harness::{lxcform, skip_live, Plan, Status, Summary, TempDir};
+use manifest_harness::{
+    lxcform, send, skip_live, spawn, wait_until, Plan, Status, Summary, TempDir,
+};
 
 /// `(name, extra options)` of the ten containers, with the state `lxc-info` must then report.
 fn ten(btrfs: Option<&str>) -> (String, Vec<(&'static str, &'static str)>) {
@@ -438,8 +441,8 @@ containers:
 /// half-made container and makes it anew.
 #[test]
 fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::process::Command;
+    use std::time::Instant;
     if skip_live() {
         return;
     }
@@ -472,20 +475,8 @@ fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
     };
 
     let started = Instant::now();
-    let apply = Command::new(manifest_harness::BIN)
-        .args(["apply", &file, "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while !sleeping() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the template never ran"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let apply = spawn(&["apply", &file, "--json"]);
+    wait_until("the template", Duration::from_secs(60), sleeping);
     // While the create runs, liblxc holds its `partial` marker (an OFD lock): another run
     // sees a container being made, not one to make or replace.
     let busy: Plan = lxcform(&["plan", &file, "--json"]).code(1).json();
@@ -535,40 +526,25 @@ fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
 #[test]
 fn a_first_signal_lets_the_step_finish_and_a_second_interrupts_it() {
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
     if skip_live() {
         return;
     }
     let dir = TempDir::new("signal2");
     let lxc = dir.sub("lxc");
     let run = |name: &str, signals: &[&str]| {
-        let file = dir.manifest(
+        let file = dir.busybox_manifest(
             &format!("{name}.yml"),
-            &format!(
-                "defaults:\n  template: busybox\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: {name}\n    container_command: \"sleep 2; echo done\"\n"
-            ),
+            &lxc,
+            &format!("  - name: {name}\n    container_command: \"sleep 2; echo done\"\n"),
         );
-        let child = Command::new(manifest_harness::BIN)
-            .args(["apply", &file, "--json"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn(&["apply", &file, "--json"]);
         // Once the command runs inside (the container is up), signal.
-        let t0 = Instant::now();
-        while TempDir::lxc_state(&lxc, name) != "RUNNING" {
-            assert!(t0.elapsed() < Duration::from_secs(60), "never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("start", Duration::from_secs(60), || {
+            TempDir::lxc_state(&lxc, name) == "RUNNING"
+        });
         std::thread::sleep(Duration::from_millis(300));
         for signal in signals {
-            assert!(Command::new("kill")
-                .args([*signal, &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success());
+            send(signal, child.id());
             std::thread::sleep(Duration::from_millis(300));
         }
         let out = child.wait_with_output().unwrap();
@@ -607,23 +583,17 @@ fn a_first_signal_lets_the_step_finish_and_a_second_interrupts_it() {
 #[test]
 fn a_signal_stops_a_child_waiting_for_another_runs_lock() {
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
     if skip_live() {
         return;
     }
     let dir = TempDir::new("lockwait");
     let lxc = dir.sub("lxc");
-    let file = dir.manifest(
-        "m.yml",
-        &format!(
-            "defaults:\n  template: busybox\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: w1\n"
-        ),
-    );
+    let file = dir.busybox_manifest("m.yml", &lxc, "  - name: w1\n");
     let locks = Path::new(&lxc).join(".lxcform-locks");
     fs::create_dir_all(&locks).unwrap();
     // Another run holds w1's lock (flock -o: the lock is flock's own, gone when it is killed).
-    let mut holder = Command::new("flock")
+    let mut holder = std::process::Command::new("flock")
         .arg("-o")
         .arg(locks.join("w1.lock"))
         .args(["sleep", "20"])
@@ -631,19 +601,9 @@ fn a_signal_stops_a_child_waiting_for_another_runs_lock() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let t0 = Instant::now();
-    let apply = Command::new(manifest_harness::BIN)
-        .args(["apply", &file, "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let apply = spawn(&["apply", &file, "--json"]);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(Command::new("kill")
-        .args(["-INT", &apply.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
+    send("-INT", apply.id());
     let out = apply.wait_with_output().unwrap();
     let took = t0.elapsed();
     let _ = holder.kill();

@@ -211,6 +211,34 @@ pub fn lxcform(args: &[&str]) -> Run {
     run(BIN, args)
 }
 
+/// Starts `lxcform` with these arguments, stdin closed, stdout and stderr piped.
+pub fn spawn(args: &[&str]) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start lxcform")
+}
+
+/// Sends `signal` (`-INT`, `-TERM`, …) to process `pid` with kill(1).
+#[track_caller]
+pub fn send(signal: &str, pid: u32) {
+    let r = run("kill", &[signal, &pid.to_string()]);
+    assert_eq!(r.code, 0, "kill {signal} {pid}: {r:#?}");
+}
+
+/// Polls `done` every 10 ms until it holds; fails the test, saying `what`, after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 // --- skipping -------------------------------------------------------------------------------
 
 // Not every test file uses each of them.
@@ -253,6 +281,17 @@ impl TempDir {
         let p = self.path.join(name);
         fs::write(&p, text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         p.display().to_string()
+    }
+
+    /// Writes a manifest of busybox containers without network in `lxc_path`, `entries`
+    /// being its `containers:` list (YAML, two-space indented items), and returns its path.
+    pub fn busybox_manifest(&self, name: &str, lxc_path: &str, entries: &str) -> String {
+        self.manifest(
+            name,
+            &format!(
+                "defaults:\n  template: busybox\n  lxc_path: {lxc_path}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n{entries}"
+            ),
+        )
     }
 
     /// A btrfs filesystem on a loop image mounted at `self/sub`, or `None` (with the reason
