@@ -108,7 +108,7 @@ impl Progress {
                 seconds: since.elapsed().as_secs_f64(),
             })
             .collect();
-        let (rows, cols) = terminal_size().unwrap_or(DEFAULT_SIZE);
+        let (rows, cols) = lxcform::liblxc::sys::terminal_size(2).unwrap_or(DEFAULT_SIZE);
         let block = frame(&running, self.bar(), rows, cols, self.paint);
         // Auto-wrap off while drawing: a long line is clipped at the edge instead of taking a
         // second row, so the block is exactly as many rows as lines when it is cleared.
@@ -210,22 +210,6 @@ fn cut(text: &str, width: usize) -> String {
         s.push('…');
     }
     s
-}
-
-/// Rows and columns of the terminal on stderr, when it is one that tells.
-fn terminal_size() -> Option<(usize, usize)> {
-    let mut size = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which is valid and
-    // exclusive for the call; on a descriptor that is not a terminal it fails and writes
-    // nothing.
-    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut size) };
-    (rc == 0 && size.ws_row > 0 && size.ws_col > 0)
-        .then(|| (usize::from(size.ws_row), usize::from(size.ws_col)))
 }
 
 #[cfg(test)]

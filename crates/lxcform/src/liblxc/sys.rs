@@ -670,6 +670,22 @@ pub fn cloexec_inherited_fds() {
     }
 }
 
+/// Rows and columns of the terminal on descriptor `fd`, when it is one that tells.
+pub fn terminal_size(fd: i32) -> Option<(usize, usize)> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which is valid and
+    // exclusive for the call; on a descriptor that is not a terminal it fails and writes
+    // nothing.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_row > 0 && size.ws_col > 0)
+        .then(|| (usize::from(size.ws_row), usize::from(size.ws_col)))
+}
+
 /// Restores the default action of SIGPIPE, so that a command line tool writing into a closed
 /// pipe (`lxcform list | head`) ends quietly instead of failing on every write.
 pub fn default_sigpipe() {
