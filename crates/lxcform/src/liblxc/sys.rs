@@ -145,9 +145,38 @@ static PENDING_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI
 
 /// The signal a [`DeferSignals`] recorded and nobody has taken yet, if any.
 pub fn pending_signal() -> Option<i32> {
-    match PENDING_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) {
-        0 => None,
-        sig => Some(sig),
+    Some(PENDING_SIGNAL.load(std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+/// Installs `handler` for `sig`, interrupted calls restarting; returns the disposition it
+/// replaced (to give to [`put_back`]), or `None` when the kernel refused.
+fn catch(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> Option<libc::sigaction> {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler and
+    // flags are set before use.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: zeroed is a valid out-parameter value for sigaction.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; the handlers passed here are
+    // async-signal-safe (an atomic store, or nothing).
+    (unsafe { libc::sigaction(sig, &action, &mut old) } == 0).then_some(old)
+}
+
+/// Puts back the disposition [`catch`] returned.
+fn put_back(sig: libc::c_int, old: &libc::sigaction) {
+    // SAFETY: `old` is a disposition sigaction returned; the pointer is valid for the call.
+    unsafe { libc::sigaction(sig, old, std::ptr::null_mut()) };
+}
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) `sig` in the calling thread only.
+fn thread_mask(how: libc::c_int, sig: libc::c_int) {
+    // SAFETY: `set` is initialised by sigemptyset before use; the pointers are valid.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
 }
 
@@ -172,21 +201,10 @@ pub struct DeferSignals {
 impl DeferSignals {
     /// Starts deferring.
     pub fn new() -> DeferSignals {
-        let mut old = Vec::with_capacity(DEFERRED.len());
-        for sig in DEFERRED {
-            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we fill the
-            // handler and flags before use.
-            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            action.sa_sigaction = record_signal as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESTART;
-            // SAFETY: zeroed is a valid out-parameter value for sigaction.
-            let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-            // SAFETY: both pointers are valid for the call; `record_signal` is async-signal-safe
-            // (one atomic store).
-            if unsafe { libc::sigaction(sig, &action, &mut previous) } == 0 {
-                old.push((sig, previous));
-            }
-        }
+        let old = DEFERRED
+            .into_iter()
+            .filter_map(|sig| catch(sig, record_signal).map(|previous| (sig, previous)))
+            .collect();
         DeferSignals { old }
     }
 
@@ -198,25 +216,18 @@ impl DeferSignals {
     /// Like [`pending`](Self::pending), but the caller takes the signal over: the drop will
     /// not raise it (the caller finishes its report, then calls [`die_by_signal`]).
     pub fn take(&self) -> Option<i32> {
-        match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
-            0 => None,
-            sig => Some(sig),
-        }
+        Some(PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
     }
 }
 
 /// Ends the process by signal `sig` under its default action, as if it had never been
 /// caught; exits with 128 + `sig` where that action is to ignore it.
 pub fn die_by_signal(sig: i32) -> ! {
-    // SAFETY: resetting a disposition, unblocking the signal in this thread (apply blocks
-    // SIGPIPE in its own) and raising it in our own process; `set` is initialised by
-    // sigemptyset before use.
+    // Blocked, it would stay pending: apply blocks SIGPIPE in its own thread.
+    thread_mask(libc::SIG_UNBLOCK, sig);
+    // SAFETY: resetting a disposition and raising a signal in our own process.
     unsafe {
         libc::signal(sig, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
     }
     std::process::exit(128 + sig)
@@ -278,13 +289,7 @@ pub fn signal_group(pgid: u32, sig: i32) -> std::io::Result<()> {
 /// fails with EPIPE instead of ending the process (the signal a write raises goes to the
 /// thread that wrote, and stays pending there until the thread ends).
 pub fn block_sigpipe_in_this_thread() {
-    // SAFETY: `set` is initialised by sigemptyset before use; the pointers are valid.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGPIPE);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    thread_mask(libc::SIG_BLOCK, libc::SIGPIPE);
 }
 
 impl Default for DeferSignals {
@@ -296,11 +301,9 @@ impl Default for DeferSignals {
 impl Drop for DeferSignals {
     fn drop(&mut self) {
         for (sig, previous) in self.old.drain(..).rev() {
-            // SAFETY: restoring the action sigaction gave us; the pointer is valid.
-            unsafe { libc::sigaction(sig, &previous, std::ptr::null_mut()) };
+            put_back(sig, &previous);
         }
-        let sig = PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst);
-        if sig != 0 {
+        if let Some(sig) = self.take() {
             // SAFETY: raising a signal in our own process; its original handler now applies.
             unsafe { libc::raise(sig) };
         }
@@ -603,7 +606,7 @@ pub fn dev_parts(dev: u64) -> (u32, u32) {
 /// sockets to its helpers), as when ignored, rather than being killed. Wrapper calls that
 /// fork and exec hold one of these.
 pub struct SigpipeResetOnExec {
-    old: libc::sigaction,
+    old: Option<libc::sigaction>,
 }
 
 extern "C" fn ignore_signal(_: libc::c_int) {}
@@ -611,17 +614,9 @@ extern "C" fn ignore_signal(_: libc::c_int) {}
 impl SigpipeResetOnExec {
     /// Installs the handler.
     pub fn new() -> SigpipeResetOnExec {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler is
-        // set before use.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = ignore_signal as extern "C" fn(libc::c_int) as usize;
-        action.sa_flags = libc::SA_RESTART;
-        // SAFETY: zeroed is a valid out-parameter value for sigaction.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are valid for the call; the handler does nothing, which is
-        // async-signal-safe. If it fails, `old` stays SIG_DFL and the drop sets the default.
-        unsafe { libc::sigaction(libc::SIGPIPE, &action, &mut old) };
-        SigpipeResetOnExec { old }
+        SigpipeResetOnExec {
+            old: catch(libc::SIGPIPE, ignore_signal),
+        }
     }
 }
 
@@ -633,8 +628,9 @@ impl Default for SigpipeResetOnExec {
 
 impl Drop for SigpipeResetOnExec {
     fn drop(&mut self) {
-        // SAFETY: `old` is the disposition sigaction returned; restoring it.
-        unsafe { libc::sigaction(libc::SIGPIPE, &self.old, std::ptr::null_mut()) };
+        if let Some(old) = &self.old {
+            put_back(libc::SIGPIPE, old);
+        }
     }
 }
 
