@@ -82,7 +82,7 @@ pub fn make(
     };
     // A clone of this name that a killed run left half-made goes first.
     if Mark::Unfinished.get(lxc_path, name).is_some() {
-        remove_half_made(origin, name, &dir);
+        remove_half_made_clone(origin, name);
     }
     let existed = dir.exists();
     let prior = Current::from_lxc(origin.state());
@@ -126,7 +126,7 @@ pub fn make(
         None => Ok(()),
     });
     if result.is_err() && !existed {
-        remove_half_made(origin, name, &dir);
+        remove_half_made_clone(origin, name);
     }
     if result.is_ok() || !existed {
         let _ = Mark::Unfinished.clear(lxc_path, name);
@@ -143,15 +143,23 @@ fn interrupted(name: &str) -> Error {
     }
 }
 
-/// Removes what a failed clone left: the container if liblxc got as far as defining it,
-/// otherwise its directory.
-fn remove_half_made(origin: &Container, name: &str, dir: &std::path::Path) {
-    if let Ok(c) = Container::new(name, origin.lxc_path()) {
-        if c.is_defined() {
-            let _ = c.destroy();
-        }
+/// Removes what a failed or cut-off create or clone left of `c`: the container with its
+/// storage when liblxc got as far as defining it, and in any case its directory.
+pub(crate) fn remove_half_made(c: &Container) -> std::io::Result<()> {
+    if c.is_defined() {
+        let _ = c.stop();
+        let _ = c.destroy();
     }
-    if dir.exists() {
-        let _ = fs::remove_dir_all(dir);
+    let dir = c.lxc_path().join(c.name());
+    match fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// [`remove_half_made`] of the clone `name` beside `origin`.
+fn remove_half_made_clone(origin: &Container, name: &str) {
+    if let Ok(c) = Container::new(name, origin.lxc_path()) {
+        let _ = remove_half_made(&c);
     }
 }

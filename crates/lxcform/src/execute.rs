@@ -319,7 +319,6 @@ fn outcome(
 /// Destroys a container this run created, unless disarmed once it is complete.
 struct CreatedGuard<'a> {
     container: Option<&'a Container>,
-    dir: PathBuf,
 }
 
 impl CreatedGuard<'_> {
@@ -331,13 +330,7 @@ impl CreatedGuard<'_> {
 impl Drop for CreatedGuard<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.container.take() {
-            if c.is_defined() {
-                let _ = c.stop();
-                let _ = c.destroy();
-            }
-            if self.dir.exists() {
-                let _ = fs::remove_dir_all(&self.dir);
-            }
+            let _ = crate::clone::remove_half_made(c);
         }
     }
 }
@@ -370,10 +363,7 @@ fn run_steps(
     done: &mut Done,
     signals: &DeferSignals,
 ) -> Result<(), Error> {
-    let mut guard = CreatedGuard {
-        container: None,
-        dir: spec.lxc_path.join(&spec.name),
-    };
+    let mut guard = CreatedGuard { container: None };
     let mut back = BackOnFailure {
         container: None,
         prior: Current::Stopped,
@@ -435,20 +425,15 @@ fn run_steps(
                     .map_err(|source| lock_error(spec, source))?;
             }
             Step::RemoveUnfinished => {
-                // liblxc removes its storage when it can; the directory goes in any case.
-                let _ = c.destroy();
                 Mark::Unfinished
                     .clear(&spec.lxc_path, &spec.name)
                     .map_err(|source| lock_error(spec, source))?;
-                let dir = spec.lxc_path.join(&spec.name);
-                if dir.exists() {
-                    fs::remove_dir_all(&dir).map_err(|source| Error::Io {
-                        container: spec.name.clone(),
-                        what: "remove an interrupted create",
-                        path: dir,
-                        source,
-                    })?;
-                }
+                crate::clone::remove_half_made(c).map_err(|source| Error::Io {
+                    container: spec.name.clone(),
+                    what: "remove an interrupted create",
+                    path: spec.lxc_path.join(&spec.name),
+                    source,
+                })?;
                 c.clear_config()?;
             }
             Step::Archive => {
