@@ -160,20 +160,6 @@ const NOT_DEFAULTS: [&str; 2] = ["name", "clone_name"];
 const PATH_OPTIONS: [&str; 4] = ["lxc_path", "config", "directory", "archive_path"];
 
 /// The store-specific options; which store takes which is [`store::StoreInfo::options`].
-const STORE_OPTIONS: [StoreOption; 7] = [
-    StoreOption::LvName,
-    StoreOption::VgName,
-    StoreOption::Thinpool,
-    StoreOption::FsType,
-    StoreOption::FsSize,
-    StoreOption::Directory,
-    StoreOption::ZfsRoot,
-];
-
-fn store_option(option: &str) -> Option<StoreOption> {
-    STORE_OPTIONS.iter().copied().find(|o| o.as_str() == option)
-}
-
 /// Where each merged option came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum From {
@@ -216,7 +202,7 @@ impl Fit {
     /// clone): the rule of [`SpecArgs::validate`], so that no default it accepts is dropped.
     /// An absent container has no config to write and nothing to run a command in.
     fn takes(&self, option: &str) -> bool {
-        if let Some(o) = store_option(option) {
+        if let Some(o) = StoreOption::parse(option) {
             return self.store.is_none_or(|s| s.info().options.contains(&o))
                 || (o == StoreOption::FsSize && self.clone);
         }
@@ -349,7 +335,7 @@ fn place_of(err: &SpecError, m: &Merged) -> (Position, From) {
 
 /// The store [`SpecArgs::validate`] judges a default store option on: one that takes it.
 fn store_taking(option: &str) -> Option<Store> {
-    let o = store_option(option)?;
+    let o = StoreOption::parse(option)?;
     store::CHOICES
         .iter()
         .filter_map(|c| Store::parse(c))
@@ -533,7 +519,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
 mod tests {
     use super::*;
     use crate::spec::{DesiredState, OPTION_NAMES};
-    use crate::store::{Store, StoreOption};
+    use crate::store::Store;
 
     fn ok(text: &str) -> Manifest {
         parse(text, Path::new("m.yml")).unwrap_or_else(|e| panic!("{e}"))
@@ -720,24 +706,6 @@ containers:
             p[0].starts_with("m.yml:1:1: unknown field `contaners`"),
             "{p:?}"
         );
-    }
-
-    #[test]
-    fn every_store_option_is_listed() {
-        use StoreOption::*;
-        // Exhaustive: a new store option does not compile here until STORE_OPTIONS has it.
-        let index = |o: StoreOption| match o {
-            LvName => 0,
-            VgName => 1,
-            Thinpool => 2,
-            FsType => 3,
-            FsSize => 4,
-            Directory => 5,
-            ZfsRoot => 6,
-        };
-        for (i, o) in STORE_OPTIONS.iter().enumerate() {
-            assert_eq!(index(*o), i, "{o:?}");
-        }
     }
 
     #[test]

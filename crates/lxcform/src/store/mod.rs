@@ -51,6 +51,22 @@ pub enum StoreOption {
 }
 
 impl StoreOption {
+    /// Every store-specific option.
+    pub const ALL: [StoreOption; 7] = [
+        StoreOption::LvName,
+        StoreOption::VgName,
+        StoreOption::Thinpool,
+        StoreOption::FsType,
+        StoreOption::FsSize,
+        StoreOption::Directory,
+        StoreOption::ZfsRoot,
+    ];
+
+    /// The option named `name`, if it is a store-specific one.
+    pub fn parse(name: &str) -> Option<StoreOption> {
+        StoreOption::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
     /// The option's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -356,6 +372,26 @@ mod tests {
             .unwrap_err()
             .contains("not on btrfs"));
         assert!(m(Lvm, Some(Overlay), true).is_err());
+    }
+
+    #[test]
+    fn every_store_option_is_listed() {
+        use StoreOption::*;
+        // Exhaustive: a new store option does not compile here until ALL has it.
+        let index = |o: StoreOption| match o {
+            LvName => 0,
+            VgName => 1,
+            Thinpool => 2,
+            FsType => 3,
+            FsSize => 4,
+            Directory => 5,
+            ZfsRoot => 6,
+        };
+        for (i, o) in StoreOption::ALL.iter().enumerate() {
+            assert_eq!(index(*o), i, "{o:?}");
+            assert_eq!(StoreOption::parse(o.as_str()), Some(*o));
+        }
+        assert_eq!(StoreOption::parse("name"), None);
     }
 
     #[test]
