@@ -10,10 +10,6 @@ use serde_json::Value;
 
 use crate::options::Kind;
 
-/// Strings (lower-cased, trimmed) that `type: bool` takes as true or false.
-const TRUE: [&str; 6] = ["y", "yes", "on", "1", "true", "t"];
-const FALSE: [&str; 6] = ["n", "no", "off", "0", "false", "f"];
-
 /// The Python type name of a JSON value, as AnsibleModule names it (`native_type_name`).
 fn py_type(v: &Value) -> &'static str {
     match v {
@@ -92,15 +88,12 @@ pub fn to_bool(v: &Value) -> Result<bool, String> {
         Value::String(s) => s.clone(),
         other => return Err(format!("{} cannot be converted to a bool", py_class(other))),
     };
-    let norm = text.trim().to_lowercase();
-    if TRUE.contains(&norm.as_str()) {
-        Ok(true)
-    } else if FALSE.contains(&norm.as_str()) {
-        Ok(false)
+    if let Some(b) = lxcform::spec::parse_bool(&text) {
+        Ok(b)
     } else {
-        let valid: Vec<String> = TRUE
+        let valid: Vec<String> = lxcform::spec::BOOL_TRUE
             .iter()
-            .chain(&FALSE)
+            .chain(&lxcform::spec::BOOL_FALSE)
             .map(|s| format!("'{s}'"))
             .collect();
         Err(format!(

@@ -474,6 +474,23 @@ fn non_empty(option: &'static str, v: Option<String>) -> Result<Option<String>, 
     }
 }
 
+/// The words (trimmed, in any case) Ansible's `boolean()` takes as true.
+pub const BOOL_TRUE: [&str; 6] = ["y", "yes", "on", "1", "true", "t"];
+/// The words (trimmed, in any case) Ansible's `boolean()` takes as false.
+pub const BOOL_FALSE: [&str; 6] = ["n", "no", "off", "0", "false", "f"];
+
+/// A boolean written as Ansible takes one ([`BOOL_TRUE`], [`BOOL_FALSE`]).
+pub fn parse_bool(s: &str) -> Option<bool> {
+    let s = s.trim().to_ascii_lowercase();
+    if BOOL_TRUE.contains(&s.as_str()) {
+        Some(true)
+    } else if BOOL_FALSE.contains(&s.as_str()) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Parses `container_log_level` as the module does (info, error, debug in any case).
 pub fn parse_log_level(value: &str) -> Result<LogLevel, SpecError> {
     match value.to_ascii_uppercase().as_str() {

@@ -30,16 +30,6 @@ impl Position {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Flag(bool);
 
-impl Flag {
-    fn parse(s: &str) -> Option<bool> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
-            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
-            _ => None,
-        }
-    }
-}
-
 impl<'de> Deserialize<'de> for Flag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Flag, D::Error> {
         struct Visitor;
@@ -72,7 +62,7 @@ impl<'de> Deserialize<'de> for Flag {
                 }
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Flag, E> {
-                Flag::parse(v)
+                crate::spec::parse_bool(v)
                     .map(Flag)
                     .ok_or_else(|| E::custom(format!("invalid boolean {v:?}; {WORDS}")))
             }
