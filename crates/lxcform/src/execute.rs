@@ -519,15 +519,19 @@ fn preflight(spec: &ContainerSpec, plan: &Plan) -> Result<(), Error> {
         match step {
             Step::Create => {
                 let looked = template_path(spec);
-                if !looked.is_file() {
+                let Some(mode) = fs::metadata(&looked)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.permissions().mode())
+                else {
                     return Err(Error::Template {
                         container: spec.name.clone(),
                         template: spec.template.clone(),
                         looked,
                     });
-                }
+                };
                 // liblxc runs it, so it must be executable (liblxc checks X_OK too).
-                if fs::metadata(&looked).is_ok_and(|m| m.permissions().mode() & 0o111 == 0) {
+                if mode & 0o111 == 0 {
                     return Err(Error::Io {
                         container: spec.name.clone(),
                         what: "run the template",

@@ -250,7 +250,7 @@ pub fn wait_within(
     what: &str,
     timeout: Duration,
 ) -> (std::process::ExitStatus, String, String) {
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
         std::thread::spawn(move || {
             let mut b = Vec::new();
             if let Some(mut p) = pipe {
@@ -258,9 +258,9 @@ pub fn wait_within(
             }
             String::from_utf8_lossy(&b).into_owned()
         })
-    };
-    let out_reader = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err_reader = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    }
+    let out_reader = drain(child.stdout.take());
+    let err_reader = drain(child.stderr.take());
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {

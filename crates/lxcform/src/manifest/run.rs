@@ -237,17 +237,8 @@ fn report_of(output: std::io::Result<Output>) -> Report {
 /// (what `container_command` started in the background stays).
 fn wait_for(mut proc: std::process::Child) -> std::io::Result<Output> {
     let pid = proc.id();
-    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let stdout = drain(proc.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = drain(proc.stderr.take().map(|p| Box::new(p) as _));
+    let stdout = drain(proc.stdout.take());
+    let stderr = drain(proc.stderr.take());
     // Killed before the child is reaped, while its group id is still its own.
     if sys::wait_ended_unreaped(pid)?.is_some_and(|sig| !sys::DEFERRED.contains(&sig)) {
         let _ = sys::signal_group(pid, libc::SIGKILL);
@@ -257,6 +248,18 @@ fn wait_for(mut proc: std::process::Child) -> std::io::Result<Output> {
         status,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// Reads all of a child's pipe on a thread of its own (so that neither pipe fills up while
+/// the other is read); empty when there is no pipe.
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
     })
 }
 
