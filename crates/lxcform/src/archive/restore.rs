@@ -22,7 +22,7 @@ use super::undo::Undo;
 use super::untar::TarReader;
 use super::view::Rootfs;
 use super::{compress, io_error_of, layout, ArchiveError};
-use crate::config_file::modern_key;
+use crate::config_file::{modern_key, ConfigFile};
 use crate::error::Error;
 use crate::execute::DEFAULT_FS_SIZE;
 use crate::liblxc::sys::DeferSignals;
@@ -734,20 +734,10 @@ fn old_dir(rootfs: &str, old_name: &str) -> Option<PathBuf> {
     })
 }
 
-/// The `KEY = VALUE` lines of a config, trimmed, comments left out.
-fn config_entries(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.lines().filter_map(|l| {
-        let t = l.trim_start();
-        (!t.starts_with('#'))
-            .then(|| t.split_once('='))
-            .flatten()
-            .map(|(k, v)| (k.trim(), v.trim()))
-    })
-}
-
-/// The first value of any of `keys` (as [`rewrite_config`] reads them).
-fn config_value<'t>(text: &'t str, keys: &[&str]) -> Option<&'t str> {
-    config_entries(text)
+/// The first value of any of `keys` in `config` (as [`rewrite_config`] reads them).
+fn config_value<'c>(config: &'c ConfigFile, keys: &[&str]) -> Option<&'c str> {
+    config
+        .entries()
         .find(|(k, _)| keys.contains(k))
         .map(|(_, v)| v)
 }
@@ -758,8 +748,9 @@ fn config_value<'t>(text: &'t str, keys: &[&str]) -> Option<&'t str> {
 /// (`web1.tar.tgz`, as lxcform and the Python module name it); the first that names the
 /// directory the archived rootfs lies in, so that [`rewrite_config`] moves paths into it.
 fn name_of_root_archive(config: &str, archive: &Path) -> String {
-    let uts = config_value(config, &["lxc.uts.name", "lxc.utsname"]).filter(|v| !v.is_empty());
-    let rootfs = config_value(config, &["lxc.rootfs.path", "lxc.rootfs"]).unwrap_or_default();
+    let config = ConfigFile::parse(config);
+    let uts = config_value(&config, &["lxc.uts.name", "lxc.utsname"]).filter(|v| !v.is_empty());
+    let rootfs = config_value(&config, &["lxc.rootfs.path", "lxc.rootfs"]).unwrap_or_default();
     let file = archive.file_name().map(|n| {
         let n = n.to_string_lossy();
         let extensions = Compression::ALL
@@ -806,7 +797,8 @@ pub fn rewrite_config(
     mac: &mut dyn FnMut() -> String,
 ) -> (String, Vec<String>) {
     let mut notes = Vec::new();
-    let old_rootfs = config_value(text, &["lxc.rootfs.path", "lxc.rootfs"]).unwrap_or_default();
+    let parsed = ConfigFile::parse(text);
+    let old_rootfs = config_value(&parsed, &["lxc.rootfs.path", "lxc.rootfs"]).unwrap_or_default();
     let old_dir = old_dir(old_rootfs, old_name).map(|p| p.to_string_lossy().into_owned());
     let new_dir = new.dir.to_string_lossy().into_owned();
     let (mut rootfs_done, mut uts_done) = (false, false);
