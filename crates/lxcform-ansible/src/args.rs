@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::coerce;
 use crate::options::{Kind, OPTIONS, STORE_DEFAULTS};
-use lxcform::spec::{parse_log_level, Compression};
+use lxcform::spec::{parse_log_level, parse_store, Compression};
 use lxcform::{DesiredState, SpecArgs, SpecError};
 
 /// The args file as read: the options as typed and the internal `_ansible_*` flags.
@@ -114,18 +114,9 @@ impl Raw {
 /// The first choice that is not one, in AnsibleModule's order, in the library's words.
 fn check_choices(chosen: &Map<String, Value>) -> Option<SpecError> {
     let text = |option: &str| chosen.get(option).and_then(Value::as_str);
-    let choice = |option: &'static str, choices: Vec<&'static str>| {
-        let value = text(option)?;
-        (!choices.contains(&value)).then(|| SpecError::Choice {
-            option,
-            value: value.into(),
-            choices,
-        })
-    };
-    let states = DesiredState::ALL.iter().map(|s| s.0).collect();
     [
-        choice("backing_store", lxcform::store::CHOICES.to_vec()),
-        choice("state", states),
+        text("backing_store").and_then(|s| parse_store(s).err()),
+        text("state").and_then(|s| DesiredState::parse(s).err()),
         text("container_log_level").and_then(|l| parse_log_level(l).err()),
         text("archive_compression").and_then(|c| Compression::parse(c).err()),
     ]

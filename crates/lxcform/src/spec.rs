@@ -99,7 +99,8 @@ impl DesiredState {
             .unwrap_or("started")
     }
 
-    fn parse(value: &str) -> Result<DesiredState, SpecError> {
+    /// Parses `state` (one of [`DesiredState::ALL`]'s names).
+    pub fn parse(value: &str) -> Result<DesiredState, SpecError> {
         Self::ALL
             .iter()
             .find(|(n, _)| *n == value)
@@ -474,6 +475,15 @@ fn non_empty(option: &'static str, v: Option<String>) -> Result<Option<String>, 
     }
 }
 
+/// Parses `backing_store` (one of [`store::CHOICES`]).
+pub fn parse_store(value: &str) -> Result<Store, SpecError> {
+    Store::parse(value).ok_or_else(|| SpecError::Choice {
+        option: "backing_store",
+        value: value.to_string(),
+        choices: store::CHOICES.to_vec(),
+    })
+}
+
 /// The words (trimmed, in any case) Ansible's `boolean()` takes as true.
 pub const BOOL_TRUE: [&str; 6] = ["y", "yes", "on", "1", "true", "t"];
 /// The words (trimmed, in any case) Ansible's `boolean()` takes as false.
@@ -516,11 +526,7 @@ impl SpecArgs {
         let state = DesiredState::parse(self.state.as_deref().unwrap_or("started"))?;
         let store = match self.backing_store.as_deref() {
             None => Store::Dir,
-            Some(s) => Store::parse(s).ok_or_else(|| SpecError::Choice {
-                option: "backing_store",
-                value: s.to_string(),
-                choices: store::CHOICES.to_vec(),
-            })?,
+            Some(s) => parse_store(s)?,
         };
         let template = non_empty("template", self.template)?.unwrap_or_else(|| "ubuntu".into());
         let template_options = match self.template_options.as_deref() {
