@@ -451,16 +451,10 @@ fn a_killed_child_fails_its_entry_and_the_next_run_makes_the_container_anew() {
     // A template that takes its time, recognisable by its sleep's argument.
     let template = dir.path().join("lxc-slow");
     let nap = "47.123";
-    fs::write(
+    manifest_harness::write_script(
         &template,
-        format!("#!/bin/sh\nsleep {nap}\nexec /usr/share/lxc/templates/lxc-busybox \"$@\"\n"),
-    )
-    .unwrap();
-    fs::set_permissions(
-        &template,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+        &format!("#!/bin/sh\nsleep {nap}\nexec /usr/share/lxc/templates/lxc-busybox \"$@\"\n"),
+    );
     let manifest = |template: &str| {
         format!(
             "defaults:\n  lxc_path: {lxc}\n  container_config: [lxc.net.0.type=empty]\ncontainers:\n  - name: slow1\n    template: {template}\n"

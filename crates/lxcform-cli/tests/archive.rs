@@ -1060,12 +1060,10 @@ fn stand_ins(dir: &Path) {
     ];
     for (name, body) in scripts {
         let path = dir.join(name);
-        fs::write(
+        common::write_script(
             &path,
-            format!("#!/bin/sh\necho \"{name} $*\" >> \"$FAKE_LOG\"\n{body}\n"),
-        )
-        .unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            &format!("#!/bin/sh\necho \"{name} $*\" >> \"$FAKE_LOG\"\n{body}\n"),
+        );
     }
 }
 

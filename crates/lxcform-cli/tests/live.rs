@@ -864,12 +864,10 @@ fn a_written_config_is_loaded_once_so_hooks_run_once_and_clones_get_each_line_on
     let name = unique("cfg-once");
     let hook = lxc.path().join("hook.sh");
     let runs = lxc.path().join("hook.runs");
-    fs::write(
+    common::write_script(
         &hook,
-        format!("#!/bin/sh\necho \"$LXC_NAME\" >> {}\n", runs.display()),
-    )
-    .unwrap();
-    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        &format!("#!/bin/sh\necho \"$LXC_NAME\" >> {}\n", runs.display()),
+    );
     let hook_line = format!("lxc.hook.pre-start={}", hook.display());
     let hook_runs = || {
         fs::read_to_string(&runs)
@@ -1137,16 +1135,10 @@ fn an_orphaned_template_is_waited_for_not_raced() {
     let lxc = TempLxcPath::new("orphan");
     let name = unique("orphan");
     let template = lxc.path().join("lxc-slow");
-    fs::write(
+    common::write_script(
         &template,
         "#!/bin/sh\nsleep 3\nexec /usr/share/lxc/templates/lxc-busybox \"$@\"\n",
-    )
-    .unwrap();
-    fs::set_permissions(
-        &template,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    );
     let template = template.display().to_string();
     let mut child = std::process::Command::new(common::BIN)
         .args(["ensure", &name])
@@ -1204,12 +1196,7 @@ fn a_failed_create_leaves_no_lock_file() {
     let lxc = TempLxcPath::new("create-fail");
     let name = unique("create-fail");
     let template = lxc.path().join("lxc-failing");
-    fs::write(&template, "#!/bin/sh\necho no >&2\nexit 1\n").unwrap();
-    fs::set_permissions(
-        &template,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    common::write_script(&template, "#!/bin/sh\necho no >&2\nexit 1\n");
     let r = lxc.ensure_run(&name, &["-t", &template.display().to_string(), NO_NET]);
     assert_eq!(r.code, 1, "{r:#?}");
     assert!(!lxc.path().join(&name).exists());

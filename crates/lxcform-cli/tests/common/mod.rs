@@ -278,6 +278,15 @@ pub fn wait_within(
     (status, stdout, stderr)
 }
 
+/// Writes an executable script (a template, a hook) at `path`.
+#[track_caller]
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
 /// Runs `lxcform` with these arguments.
 pub fn lxcform<I, S>(args: I) -> Run
 where

@@ -243,7 +243,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 
 // Not every test file uses each of them.
 #[allow(unused_imports)]
-pub use common::{have_program as have, is_root, skip, skip_live};
+pub use common::{have_program as have, is_root, skip, skip_live, write_script};
 
 // --- temporary directory --------------------------------------------------------------------
 
